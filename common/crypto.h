@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/* Frame AEAD, session-key sealing and object identity on libsodium. */
+#ifndef SLUICE_COMMON_CRYPTO_H
+#define SLUICE_COMMON_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/frame.h"
+#include "proto/manifest.h"
+
+#define SESSION_KEY_LEN 32
+
+struct aead_ctx;
+
+/* sodium_init() once; -1 if libsodium cannot initialise. */
+__attribute__((warn_unused_result)) int crypto_setup(void);
+
+/* AES-256-GCM where the CPU has AES-NI and PCLMUL, XChaCha20-Poly1305
+ * otherwise. */
+enum aead_alg aead_default(void);
+const char *aead_name(enum aead_alg alg);
+/* Parse "aes256gcm" / "xchacha20poly1305" / "auto"; AEAD_INVALID if unknown. */
+enum aead_alg aead_parse(const char *s);
+
+/* Context in sodium_malloc'd (locked, guarded) memory holding a copy of key.
+ * NULL when alg is unknown or not available on this CPU, or out of memory. */
+struct aead_ctx *aead_new(enum aead_alg alg, const uint8_t key[static SESSION_KEY_LEN]);
+void aead_free(struct aead_ctx *c);
+
+/* Seal a frame in place: bytes [0, 32) are the header (associated data and
+ * nonce source: session id and counter), [32, len - 16) the plaintext, and
+ * the tag is written to the last 16 bytes. Returns 0 or -EINVAL. */
+__attribute__((warn_unused_result)) int aead_seal_frame(struct aead_ctx *c, uint8_t *frame,
+							size_t len);
+/* Open in place; -EBADMSG when the tag does not verify (plaintext then
+ * undefined and must not be used). */
+__attribute__((warn_unused_result)) int aead_open_frame(struct aead_ctx *c, uint8_t *frame,
+							size_t len);
+
+/* Object id: BLAKE2b-256 over a domain string and every manifest field that
+ * describes the content (kind, size, layout, name, entries, content and
+ * block hashes), but not who sent it when: the same content sent again gets
+ * the same id. */
+void object_id_compute(const struct manifest *m, uint8_t out[static PROTO_HASH_LEN]);
+
+/* Hex encode n bytes into out (2n+1 bytes). */
+void hex_encode(char *out, const uint8_t *in, size_t n);
+
+#endif

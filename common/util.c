@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+/* Small shared helpers: option parsing, clocks and full-length I/O. */
+#include <errno.h>
+#include <math.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+int parse_rate(const char *s, uint64_t *bps)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || !(v > 0) || !isfinite(v))
+		return -EINVAL;
+	switch (*end) {
+	case 'k':
+	case 'K':
+		v *= 1e3, end++;
+		break;
+	case 'm':
+	case 'M':
+		v *= 1e6, end++;
+		break;
+	case 'g':
+	case 'G':
+		v *= 1e9, end++;
+		break;
+	default:
+		break;
+	}
+	if (*end && strcasecmp(end, "bit") != 0 && strcasecmp(end, "bps") != 0 &&
+	    strcasecmp(end, "bit/s") != 0)
+		return -EINVAL;
+	if (v < 1000 || v > 1e12)
+		return -EINVAL;
+	*bps = (uint64_t)v;
+	return 0;
+}
+
+int parse_percent(const char *s, double *pct)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || !isfinite(v) || v < 0 || v > 1000)
+		return -EINVAL;
+	if (*end == '%')
+		end++;
+	if (*end)
+		return -EINVAL;
+	*pct = v;
+	return 0;
+}
+
+int parse_hostport(const char *s, int passive, struct sockaddr_storage *ss, socklen_t *sl,
+		   char *err, size_t errlen)
+{
+	char host[256];
+	const char *port, *colon;
+	struct addrinfo hints = {0}, *res = NULL;
+	size_t hlen;
+	int rc;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':')
+			goto bad;
+		hlen = (size_t)(close - s - 1);
+		memcpy(host, s + 1, hlen < sizeof(host) ? hlen : 0);
+		port = close + 2;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			goto bad;
+		hlen = (size_t)(colon - s);
+		port = colon + 1;
+		if (hlen < sizeof(host))
+			memcpy(host, s, hlen);
+	}
+	if (hlen == 0 || hlen >= sizeof(host) || !*port)
+		goto bad;
+	host[hlen] = '\0';
+	hints.ai_socktype = SOCK_DGRAM;
+	hints.ai_flags = passive ? AI_PASSIVE : 0;
+	hints.ai_flags |= AI_NUMERICSERV;
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot resolve '%s': %s", s, gai_strerror(rc));
+		return -EINVAL;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*sl = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+bad:
+	snprintf(err, errlen, "'%s' is not an address: use HOST:PORT, e.g. 192.0.2.7:7000 or [::1]:7000",
+		 s);
+	return -EINVAL;
+}
+
+const char *fmt_bytes(char *buf, size_t len, double bytes)
+{
+	static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	int u = 0;
+
+	while (bytes >= 1024 && u < 4)
+		bytes /= 1024, u++;
+	snprintf(buf, len, u ? "%.2f %s" : "%.0f %s", bytes, unit[u]);
+	return buf;
+}
+
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t now_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
+}
+
+uint64_t wall_ns(void)
+{
+	return clock_ns(CLOCK_REALTIME);
+}
+
+void sleep_until_ns(uint64_t deadline_ns)
+{
+	struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
+			      .tv_nsec = (long)(deadline_ns % 1000000000u)};
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+int pread_full(int fd, void *buf, size_t len, off_t off)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pread(fd, p, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n, len -= (size_t)n, off += n;
+	}
+	return 0;
+}
+
+int pwrite_full(int fd, const void *buf, size_t len, off_t off)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n, len -= (size_t)n, off += n;
+	}
+	return 0;
+}
+
+int write_full(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n, len -= (size_t)n;
+	}
+	return 0;
+}

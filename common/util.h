@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/* Small shared helpers: option parsing of rates, percentages and addresses,
+ * clocks, and full-length I/O. */
+#ifndef SLUICE_COMMON_UTIL_H
+#define SLUICE_COMMON_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+/* "500m", "1.5g", "800k", "1000000" (bits per second; suffixes k/m/g are
+ * powers of 1000, optional "bit"/"bps" suffix). Returns 0 or -EINVAL. */
+__attribute__((warn_unused_result)) int parse_rate(const char *s, uint64_t *bps);
+/* "10%", "10", "2.5%": 0 <= value <= 1000. Returns 0 or -EINVAL. */
+__attribute__((warn_unused_result)) int parse_percent(const char *s, double *pct);
+/* "HOST:PORT", "[V6]:PORT". Resolves with getaddrinfo (numeric or name).
+ * Returns 0, or -EINVAL with a user-facing message in err. */
+__attribute__((warn_unused_result)) int parse_hostport(const char *s, int passive,
+						       struct sockaddr_storage *ss, socklen_t *sl,
+						       char *err, size_t errlen);
+/* Human-readable byte count, e.g. "1.50 GiB". */
+const char *fmt_bytes(char *buf, size_t len, double bytes);
+
+uint64_t now_ns(void);	  /* CLOCK_MONOTONIC */
+uint64_t wall_ns(void);	  /* CLOCK_REALTIME */
+void sleep_until_ns(uint64_t deadline_ns); /* CLOCK_MONOTONIC absolute */
+
+/* Loop over short reads/writes and EINTR; 0 or -errno (-EIO for EOF). */
+__attribute__((warn_unused_result)) int pread_full(int fd, void *buf, size_t len, off_t off);
+__attribute__((warn_unused_result)) int pwrite_full(int fd, const void *buf, size_t len, off_t off);
+__attribute__((warn_unused_result)) int write_full(int fd, const void *buf, size_t len);
+
+#endif

@@ -1,0 +1,357 @@
+/* SPDX-License-Identifier: MIT */
+/* sluice-recv: the high side's door.
+ *
+ *   recvmmsg → header/length → session → anti-replay → AEAD open
+ *     → collect symbols → RS decode → zstd (bounded) → BLAKE2b vs manifest
+ *     → staging pwrite → verify content hash → renameat2(NOREPLACE) → receipt
+ *
+ * Nothing is ever sent back. What arrived, and what did not, is told only
+ * by the receipt log.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "common/crypto.h"
+#include "common/keys.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "net.h"
+#include "receipt.h"
+#include "session.h"
+#include "staging.h"
+
+enum exit_code { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_KEYS = 3 };
+
+#define MAX_TRUST 64
+
+struct options {
+	const char *listen, *inbox, *key, *state, *receipts, *stats;
+	const char *trust[MAX_TRUST];
+	unsigned ntrust;
+	int once, quiet, verbose;
+	int rcvbuf;
+	unsigned file_mode;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sluice-recv --listen ADDR:PORT --inbox DIR --key RECEIVER.key\n"
+		"                   --trust SENDER.pub [--trust ...] [options]\n"
+		"\n"
+		"  --listen ADDR:PORT     where the diode delivers, e.g. 0.0.0.0:7000\n"
+		"  --inbox DIR            verified objects appear here, never partial\n"
+		"  --key FILE             receiver key (sluice-keygen receiver)\n"
+		"  --trust FILE           a sender public key to accept (repeatable)\n"
+		"  --state DIR            staging and receipts; same filesystem as the inbox\n"
+		"                         (default INBOX/.sluice)\n"
+		"  --receipts FILE        receipt log (default STATE/receipts.jsonl)\n"
+		"  --session-timeout SEC  give up on a silent transfer after SEC (default 60)\n"
+		"  --end-grace SEC        after the sender's END, wait SEC for late frames (2)\n"
+		"  --max-sessions N       transfers in progress at once (default 16)\n"
+		"  --memory MIB           memory for blocks in flight (default 192)\n"
+		"  --max-object-size N    refuse larger objects, suffix k/m/g/t (default 1t)\n"
+		"  --rcvbuf BYTES         socket receive buffer to ask for (default 64m)\n"
+		"  --file-mode OCTAL      mode of published files (default 0644)\n"
+		"  --stats FILE           write frame counters (key=value) to FILE on exit\n"
+		"  --once                 exit after the first object: 0 published, 1 not\n"
+		"  -q, --quiet / -v, --verbose\n"
+		"\n"
+		"exit status: 0 ok, 1 failure, 2 usage error, 3 key problem\n");
+}
+
+static int bad(const char *what, const char *arg)
+{
+	fprintf(stderr, "sluice-recv: %s '%s'\nTry 'sluice-recv --help'.\n", what, arg);
+	return -1;
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+	double mul = 1;
+
+	switch (*end) {
+	case 'k': case 'K': mul = 1024.0; end++; break;
+	case 'm': case 'M': mul = 1048576.0; end++; break;
+	case 'g': case 'G': mul = 1073741824.0; end++; break;
+	case 't': case 'T': mul = 1099511627776.0; end++; break;
+	default: break;
+	}
+	if (end == s || *end || !(v >= 0) || v * mul > 1.8e19)
+		return -EINVAL;
+	*out = (uint64_t)(v * mul);
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct options *o, struct rcv_config *cfg)
+{
+	static const struct option longopts[] = {
+		{"listen", required_argument, NULL, 'l'},
+		{"inbox", required_argument, NULL, 'i'},
+		{"key", required_argument, NULL, 'k'},
+		{"trust", required_argument, NULL, 't'},
+		{"state", required_argument, NULL, 's'},
+		{"receipts", required_argument, NULL, 'r'},
+		{"session-timeout", required_argument, NULL, 'T'},
+		{"end-grace", required_argument, NULL, 'g'},
+		{"max-sessions", required_argument, NULL, 'S'},
+		{"memory", required_argument, NULL, 'M'},
+		{"max-object-size", required_argument, NULL, 'X'},
+		{"rcvbuf", required_argument, NULL, 'B'},
+		{"file-mode", required_argument, NULL, 'F'},
+		{"stats", required_argument, NULL, 'x'},
+		{"once", no_argument, NULL, '1'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	uint64_t v;
+	double d;
+	char *end;
+	int c;
+
+	*o = (struct options){.rcvbuf = 64 << 20, .file_mode = 0644};
+	cfg->max_sessions = 16;
+	cfg->session_timeout_ns = 60ull * 1000000000u;
+	cfg->end_grace_ns = 2ull * 1000000000u;
+	cfg->memory_budget = (size_t)192 << 20;
+	cfg->max_object_size = 1ull << 40;
+	while ((c = getopt_long(argc, argv, "qvh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l': o->listen = optarg; break;
+		case 'i': o->inbox = optarg; break;
+		case 'k': o->key = optarg; break;
+		case 's': o->state = optarg; break;
+		case 'r': o->receipts = optarg; break;
+		case 'x': o->stats = optarg; break;
+		case '1': o->once = 1; break;
+		case 'q': o->quiet = 1; break;
+		case 'v': o->verbose = 1; break;
+		case 't':
+			if (o->ntrust == MAX_TRUST)
+				return bad("too many --trust keys, the limit is 64:", optarg);
+			o->trust[o->ntrust++] = optarg;
+			break;
+		case 'T':
+		case 'g':
+			d = strtod(optarg, &end);
+			if (*end || !(d > 0) || d > 86400 * 7)
+				return bad("not a number of seconds:", optarg);
+			*(c == 'T' ? &cfg->session_timeout_ns : &cfg->end_grace_ns) =
+				(uint64_t)(d * 1e9);
+			break;
+		case 'S':
+			cfg->max_sessions = (unsigned)strtoul(optarg, &end, 10);
+			if (*end || cfg->max_sessions < 1 || cfg->max_sessions > 4096)
+				return bad("--max-sessions must be 1 to 4096, not", optarg);
+			break;
+		case 'M':
+			if (parse_size(optarg, &v) < 0 || v < 8 || v > 65536)
+				return bad("--memory takes MiB from 8 to 65536, not", optarg);
+			cfg->memory_budget = (size_t)v << 20;
+			break;
+		case 'X':
+			if (parse_size(optarg, &cfg->max_object_size) < 0)
+				return bad("--max-object-size is not a size:", optarg);
+			break;
+		case 'B':
+			if (parse_size(optarg, &v) < 0 || v < 65536 || v > INT_MAX)
+				return bad("--rcvbuf is not a usable size:", optarg);
+			o->rcvbuf = (int)v;
+			break;
+		case 'F':
+			o->file_mode = (unsigned)strtoul(optarg, &end, 8);
+			if (*end || o->file_mode > 0777)
+				return bad("--file-mode must be octal permission bits like 0640, not",
+					   optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			exit(EXIT_OK);
+		default:
+			return bad("invalid option", argv[optind - 1]);
+		}
+	}
+	if (optind != argc)
+		return bad("unexpected argument", argv[optind]);
+	if (!o->listen || !o->inbox || !o->key || o->ntrust == 0)
+		return bad("missing a required option:",
+			   "--listen, --inbox, --key and at least one --trust");
+	return 0;
+}
+
+static int load_keys(const struct options *o, struct rcv_config *cfg)
+{
+	char err[512];
+	uint8_t *pair = sodium_malloc(64); /* sk || pk */
+	int rc = -1;
+
+	cfg->box_sk = sodium_malloc(32);
+	cfg->trusted = calloc(o->ntrust, sizeof(*cfg->trusted));
+	if (!pair || !cfg->box_sk || !cfg->trusted)
+		goto out;
+	if (keyfile_read(o->key, KEY_BOX_SECRET, pair, cfg->my_id, err, sizeof(err)) < 0)
+		goto fail;
+	memcpy(cfg->box_sk, pair, 32);
+	memcpy(cfg->box_pk, pair + 32, 32);
+	for (unsigned i = 0; i < o->ntrust; i++)
+		if (keyfile_read(o->trust[i], KEY_SIGN_PUBLIC, cfg->trusted[i].pk,
+				 cfg->trusted[i].id, err, sizeof(err)) < 0)
+			goto fail;
+	cfg->ntrusted = o->ntrust;
+	rc = 0;
+	goto out;
+fail:
+	log_err("%s", err);
+out:
+	sodium_free(pair);
+	return rc;
+}
+
+static void write_stats(const char *path, const struct receiver *r, const struct net_rx *n)
+{
+	const struct rcv_stats *s = &r->stats;
+	FILE *f = fopen(path, "w");
+
+	if (!f) {
+		log_warn("cannot write stats to %s: %s", path, strerror(errno));
+		return;
+	}
+#define S(x) fprintf(f, #x "=%" PRIu64 "\n", s->x)
+	S(datagrams); S(accepted); S(bad_header); S(bad_length); S(unknown_session);
+	S(finished_session); S(replayed); S(bad_tag); S(bad_symbol); S(duplicate);
+	S(announce_repeat); S(announce_bad); S(announce_not_for_us); S(announce_untrusted);
+	S(announce_bad_signature); S(announce_refused); S(published); S(failed);
+#undef S
+	fprintf(f, "oversized=%" PRIu64 "\nevicted_blocks=%" PRIu64 "\n", n->truncated,
+		r->pool.evicted);
+	fclose(f);
+}
+
+static void lifecycle_receipt(struct receipt_log *log, const char *event,
+			      const struct receiver *r, int stale)
+{
+	struct receipt_rec *rec = receipt_begin(log, event);
+
+	if (stale >= 0)
+		receipt_u64(rec, "stale_staging_removed", (uint64_t)stale);
+	if (r) {
+		receipt_u64(rec, "published", r->stats.published);
+		receipt_u64(rec, "failed", r->stats.failed);
+		receipt_u64(rec, "datagrams", r->stats.datagrams);
+		receipt_u64(rec, "rejected_frames", r->stats.datagrams - r->stats.accepted -
+							    r->stats.announce_repeat);
+	}
+	if (receipt_commit(rec) < 0)
+		log_err("cannot append to the receipt log");
+}
+
+static int serve(struct receiver *r, struct net_rx *n, int once)
+{
+	uint64_t last_tick = 0;
+
+	while (!stop_requested) {
+		int got = net_recv(n, 100);
+		uint64_t now = now_ns();
+		if (got < 0 && got != -EINTR) {
+			log_err("receiving failed: %s", strerror(-got));
+			return EXIT_FAILED;
+		}
+		for (int i = 0; i < got; i++)
+			rcv_handle(r, net_buf(n, (unsigned)i), n->len[i], now);
+		if (now - last_tick >= 50000000u) {
+			rcv_tick(r, now);
+			last_tick = now;
+		}
+		if (once && r->stats.published + r->stats.failed > 0)
+			return r->stats.published ? EXIT_OK : EXIT_FAILED;
+	}
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	struct rcv_config cfg = {0};
+	struct staging st = {.inbox_fd = -1, .dir_fd = -1};
+	struct net_rx net = {.fd = -1};
+	struct receiver r;
+	struct receipt_log *log = NULL;
+	struct sockaddr_storage addr;
+	socklen_t alen;
+	char err[600], state[PATH_MAX], receipts[PATH_MAX + 32];
+	int rc = EXIT_FAILED, stale, have_r = 0;
+
+	if (parse_args(argc, argv, &o, &cfg) < 0)
+		return EXIT_USAGE;
+	log_setup("sluice-recv", o.quiet ? LOG_WARN : o.verbose ? LOG_DEBUG : LOG_INFO);
+	if (crypto_setup() < 0)
+		return EXIT_FAILED;
+	if (parse_hostport(o.listen, 1, &addr, &alen, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		return EXIT_USAGE;
+	}
+	if (load_keys(&o, &cfg) < 0) {
+		rc = EXIT_KEYS;
+		goto out;
+	}
+	snprintf(state, sizeof(state), "%s", o.state ? o.state : o.inbox);
+	if (!o.state)
+		strncat(state, "/.sluice", sizeof(state) - strlen(state) - 1);
+	snprintf(receipts, sizeof(receipts), "%s", o.receipts ? o.receipts : state);
+	if (!o.receipts)
+		strncat(receipts, "/receipts.jsonl", sizeof(receipts) - strlen(receipts) - 1);
+	if (staging_open(&st, o.inbox, state, err, sizeof(err)) < 0 ||
+	    receipt_open(&log, receipts, err, sizeof(err)) < 0 ||
+	    net_open(&net, &addr, alen, o.rcvbuf, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		goto out;
+	}
+	st.file_mode = (mode_t)o.file_mode;
+	if (net.rcvbuf < o.rcvbuf)
+		log_warn("socket receive buffer is %d bytes, asked for %d: run as root or raise "
+			 "net.core.rmem_max (docs/OPERATIONS.md), or expect loss at high rates",
+			 net.rcvbuf / 2, o.rcvbuf);
+	stale = staging_clean(&st);
+	lifecycle_receipt(log, "start", NULL, stale);
+	if (rcv_init(&r, &cfg, &st, log) < 0) {
+		log_err("out of memory");
+		goto out;
+	}
+	have_r = 1;
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	log_info("listening on %s, inbox %s, receipts %s", o.listen, o.inbox, receipts);
+	rc = serve(&r, &net, o.once);
+	rcv_abandon_all(&r, "receiver stopped");
+	lifecycle_receipt(log, "stop", &r, -1);
+	if (o.stats)
+		write_stats(o.stats, &r, &net);
+out:
+	if (have_r)
+		rcv_free(&r);
+	net_close(&net);
+	receipt_close(log);
+	staging_close(&st);
+	sodium_free(cfg.box_sk);
+	free(cfg.trusted);
+	return rc;
+}

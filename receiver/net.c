@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/* The receiving socket: bound UDP, a large kernel buffer, batched recvmmsg. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "net.h"
+
+int net_open(struct net_rx *n, const struct sockaddr_storage *addr, socklen_t alen, int rcvbuf,
+	     char *err, size_t errlen)
+{
+	socklen_t sl = sizeof(n->rcvbuf);
+
+	memset(n, 0, sizeof(*n));
+	n->fd = socket(addr->ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (n->fd < 0) {
+		snprintf(err, errlen, "cannot create a UDP socket: %s", strerror(errno));
+		return -errno;
+	}
+	if (setsockopt(n->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
+		(void)setsockopt(n->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	getsockopt(n->fd, SOL_SOCKET, SO_RCVBUF, &n->rcvbuf, &sl);
+	if (bind(n->fd, (const struct sockaddr *)addr, alen) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot listen on that address: %s%s", strerror(e),
+			 e == EADDRINUSE ? " (is another sluice-recv running?)" : "");
+		close(n->fd);
+		n->fd = -1;
+		return -e;
+	}
+	n->bufs = malloc((size_t)NET_BATCH * NET_BUF_LEN);
+	if (!n->bufs) {
+		close(n->fd);
+		n->fd = -1;
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int net_recv(struct net_rx *n, int timeout_ms)
+{
+	struct mmsghdr mm[NET_BATCH];
+	struct iovec iov[NET_BATCH];
+	struct pollfd p = {.fd = n->fd, .events = POLLIN};
+	int rc;
+
+	for (unsigned i = 0; i < NET_BATCH; i++) {
+		iov[i] = (struct iovec){.iov_base = net_buf(n, i), .iov_len = NET_BUF_LEN};
+		mm[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i], .msg_iovlen = 1}};
+	}
+	rc = recvmmsg(n->fd, mm, NET_BATCH, MSG_DONTWAIT, NULL);
+	if (rc < 0 && errno == EAGAIN) {
+		rc = poll(&p, 1, timeout_ms);
+		if (rc <= 0)
+			return rc < 0 ? -errno : 0;
+		rc = recvmmsg(n->fd, mm, NET_BATCH, MSG_DONTWAIT, NULL);
+	}
+	if (rc < 0)
+		return errno == EAGAIN ? 0 : -errno;
+	for (int i = 0; i < rc; i++) {
+		n->len[i] = mm[i].msg_len;
+		if (mm[i].msg_hdr.msg_flags & MSG_TRUNC) {
+			n->truncated++;
+			n->len[i] = 0; /* oversized: rejected as a short frame */
+		}
+	}
+	return rc;
+}
+
+void net_close(struct net_rx *n)
+{
+	if (n->fd >= 0)
+		close(n->fd);
+	free(n->bufs);
+	n->fd = -1;
+	n->bufs = NULL;
+}

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/* The receiving socket: bound UDP, a large kernel buffer, batched recvmmsg. */
+#ifndef SLUICE_RECEIVER_NET_H
+#define SLUICE_RECEIVER_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define NET_BATCH   64
+#define NET_BUF_LEN 65536
+
+struct net_rx {
+	int fd;
+	int rcvbuf; /* what the kernel granted */
+	uint8_t *bufs; /* NET_BATCH x NET_BUF_LEN */
+	size_t len[NET_BATCH];
+	uint64_t truncated; /* datagrams larger than a buffer */
+};
+
+/* Bind addr, ask for rcvbuf bytes of socket buffer (SO_RCVBUFFORCE when
+ * privileged, SO_RCVBUF otherwise). 0 or -errno with message in err. */
+__attribute__((warn_unused_result)) int net_open(struct net_rx *n,
+						 const struct sockaddr_storage *addr,
+						 socklen_t alen, int rcvbuf, char *err,
+						 size_t errlen);
+/* Wait up to timeout_ms, then read a batch. Returns the number of
+ * datagrams (0 on timeout), -EINTR on a signal, -errno on failure. */
+int net_recv(struct net_rx *n, int timeout_ms);
+static inline uint8_t *net_buf(struct net_rx *n, unsigned i)
+{
+	return n->bufs + (size_t)i * NET_BUF_LEN;
+}
+void net_close(struct net_rx *n);
+
+#endif

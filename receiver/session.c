@@ -1,0 +1,871 @@
+/* SPDX-License-Identifier: MIT */
+/* The receiver's state machine.
+ *
+ *   datagram → header (length/type) → session known? → exact length
+ *            → anti-replay window → AEAD tag → symbol header → block store
+ *            → k symbols: RS decode → zstd (bounded) → BLAKE2b vs manifest
+ *            → pwrite to staging → all blocks + manifest: content hash
+ *            → publish (renameat2 NOREPLACE) → receipt
+ *
+ * Announcements: length/fields → addressed to us → trusted sender key id →
+ * Ed25519 signature → open the sealed session key → session.
+ * Cheapest rejection first: nothing unauthenticated reaches FEC or disk.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <zstd.h>
+
+#include "common/crypto.h"
+#include "common/fec.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "proto/manifest.h"
+#include "receipt.h"
+#include "session.h"
+
+#define REPLAY_WINDOW 65536u /* > one interleaved group of frames (287 x 255) */
+#define GROUP_WINDOW  16u    /* outer-code groups in flight per session */
+
+struct session {
+	uint64_t id;
+	uint8_t announce_raw[PROTO_ANNOUNCE_LEN];
+	struct announce an;
+	const struct trusted_key *sender;
+	struct aead_ctx *aead;
+	uint64_t first_seen, last_seen, end_seen, complete_at;
+	/* anti-replay: bit c % W for counters in (top - W, top] */
+	uint64_t replay_top;
+	uint8_t *replay;
+	/* manifest */
+	uint32_t mf_blocks, mf_done;
+	uint8_t *mf_buf;
+	uint8_t *mf_doneb;
+	struct groupset mf;
+	int manifest_ok;
+	struct manifest m;
+	char name[MANIFEST_MAX_NAME + 1];
+	/* data */
+	struct groupset data;
+	uint32_t wire_blocks; /* data blocks + outer parity rows */
+	uint32_t newest_group;
+	const char *fail_why; /* set inside decode callbacks, acted on after */
+	struct receiver *r;
+	uint8_t *done;	   /* bitmap by block */
+	uint8_t *kb;	   /* k of each decoded block */
+	uint8_t *symcount; /* symbols received per block, saturating */
+	uint8_t *early_hash; /* hashes of blocks decoded before the manifest */
+	uint32_t done_count;
+	uint32_t hash_next;
+	crypto_generichash_state whole;
+	int fd;
+	char part[STAGING_NAME_MAX];
+	/* counters */
+	uint64_t frames_ok, repaired, extra, status_counter;
+	uint32_t pass, passes;
+};
+
+static int mf_row_done(void *ctx, uint32_t block, const uint8_t *stored,
+		       const struct symhdr *sh, unsigned repaired);
+static int data_row_done(void *ctx, uint32_t block, const uint8_t *stored,
+			 const struct symhdr *sh, unsigned repaired);
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static int bit(const uint8_t *map, uint64_t i)
+{
+	return map[i / 8] >> (i % 8) & 1;
+}
+
+static void set_bit(uint8_t *map, uint64_t i)
+{
+	map[i / 8] |= (uint8_t)(1u << (i % 8));
+}
+
+static struct session *find(struct receiver *r, uint64_t id)
+{
+	for (unsigned i = 0; i < r->nsessions; i++)
+		if (r->sessions[i]->id == id)
+			return r->sessions[i];
+	return NULL;
+}
+
+static int is_dead(const struct receiver *r, uint64_t id)
+{
+	for (unsigned i = 0; i < sizeof(r->dead) / sizeof(r->dead[0]); i++)
+		if (r->dead[i] == id && id != 0)
+			return 1;
+	return 0;
+}
+
+static uint64_t block_raw_len(const struct session *s, uint32_t b)
+{
+	uint64_t off = (uint64_t)b * s->an.chunk_size;
+	uint64_t left = s->an.object_size - off;
+
+	return left < s->an.chunk_size ? left : s->an.chunk_size;
+}
+
+static uint64_t mf_block_len(const struct session *s, uint32_t b)
+{
+	uint64_t off = (uint64_t)b * s->an.chunk_size;
+	uint64_t left = s->an.manifest_len - off;
+
+	return left < s->an.chunk_size ? left : s->an.chunk_size;
+}
+
+/* ---- receipts ----------------------------------------------------------- */
+
+static void receipt_common(struct receipt_rec *rec, const struct session *s)
+{
+	char kid[2 * PROTO_KEYID_LEN + 1];
+
+	receipt_hex(rec, "object", s->an.object_id, PROTO_HASH_LEN);
+	if (s->manifest_ok)
+		receipt_strn(rec, "name", s->m.name, s->m.name_len);
+	receipt_u64(rec, "size", s->an.object_size);
+	hex_encode(kid, s->an.sender_id, PROTO_KEYID_LEN);
+	receipt_str(rec, "sender", kid);
+	if (s->manifest_ok)
+		receipt_u64(rec, "sequence", s->m.sequence);
+	receipt_hex(rec, "session", (const uint8_t *)&s->id, sizeof(s->id));
+}
+
+static void receipt_frames(struct receipt_rec *rec, const struct session *s)
+{
+	receipt_u64(rec, "frames_received", s->frames_ok);
+	if (s->status_counter) {
+		uint64_t lost = s->status_counter > s->frames_ok ? s->status_counter - s->frames_ok
+								 : 0;
+		receipt_u64(rec, "frames_sent", s->status_counter);
+		receipt_u64(rec, "frames_lost", lost);
+	}
+	receipt_u64(rec, "symbols_repaired", s->repaired);
+}
+
+/* The least spare symbols any block had: how much more loss the FEC could
+ * have absorbed before this object would have been incomplete. */
+static void receipt_margin(struct receipt_rec *rec, const struct session *s)
+{
+	unsigned min_sym = 255;
+	double min_pct = 100.0;
+
+	for (uint32_t b = 0; b < s->an.block_count; b++) {
+		unsigned got = s->symcount[b], k = s->kb[b];
+		unsigned spare = got > k ? got - k : 0;
+		double pct = got ? 100.0 * spare / got : 0;
+		min_sym = spare < min_sym ? spare : min_sym;
+		min_pct = pct < min_pct ? pct : min_pct;
+	}
+	if (s->an.block_count == 0)
+		min_sym = 0;
+	receipt_u64(rec, "fec_margin_symbols", min_sym);
+	receipt_double(rec, "fec_margin_pct", min_pct);
+}
+
+static void receipt_write(struct receipt_rec *rec)
+{
+	int rc = receipt_commit(rec);
+
+	if (rc < 0)
+		log_err("cannot append to the receipt log: %s", strerror(-rc));
+}
+
+/* ---- session lifecycle ------------------------------------------------ */
+
+static void session_free(struct receiver *r, struct session *s)
+{
+	groupset_free(&s->mf);
+	groupset_free(&s->data);
+	aead_free(s->aead);
+	if (s->fd >= 0)
+		close(s->fd);
+	if (s->part[0])
+		staging_discard(r->st, s->part);
+	free(s->replay);
+	free(s->mf_buf);
+	free(s->mf_doneb);
+	free(s->done);
+	free(s->kb);
+	free(s->symcount);
+	free(s->early_hash);
+	free(s);
+}
+
+static void session_remove(struct receiver *r, struct session *s)
+{
+	for (unsigned i = 0; i < r->nsessions; i++) {
+		if (r->sessions[i] == s) {
+			r->sessions[i] = r->sessions[--r->nsessions];
+			break;
+		}
+	}
+	r->dead[r->dead_next++ % (sizeof(r->dead) / sizeof(r->dead[0]))] = s->id;
+	session_free(r, s);
+}
+
+static uint64_t missing_symbols(const struct session *s, uint32_t *untouched)
+{
+	uint32_t inflight;
+	uint64_t miss = groupset_missing(&s->data, &inflight);
+	uint32_t never = s->an.block_count - s->done_count - inflight;
+
+	/* Blocks never seen at all: at least one symbol each, k if raw. */
+	*untouched = never;
+	return miss + (uint64_t)never * s->an.k;
+}
+
+static void session_fail(struct receiver *r, struct session *s, const char *event,
+			 const char *reason)
+{
+	struct receipt_rec *rec = receipt_begin(r->log, event);
+	uint32_t untouched = 0;
+
+	receipt_common(rec, s);
+	receipt_str(rec, "reason", reason);
+	receipt_u64(rec, "blocks_total", s->an.block_count);
+	receipt_u64(rec, "blocks_done", s->done_count);
+	if (s->done_count < s->an.block_count)
+		receipt_u64(rec, "symbols_missing_at_least", missing_symbols(s, &untouched));
+	receipt_u64(rec, "manifest_verified", (uint64_t)s->manifest_ok);
+	receipt_frames(rec, s);
+	receipt_write(rec);
+	log_warn("object %.16s... not published (%s): %s",
+		 s->manifest_ok ? s->name : "(manifest not received)", event, reason);
+	r->stats.failed++;
+	session_remove(r, s);
+}
+
+/* ---- announcements ------------------------------------------------------ */
+
+static const struct trusted_key *trusted(const struct receiver *r, const uint8_t *id)
+{
+	for (unsigned i = 0; i < r->cfg->ntrusted; i++)
+		if (sodium_memcmp(r->cfg->trusted[i].id, id, PROTO_KEYID_LEN) == 0)
+			return &r->cfg->trusted[i];
+	return NULL;
+}
+
+static void refuse(struct receiver *r, const struct announce *an, const struct trusted_key *k,
+		   const char *reason)
+{
+	struct receipt_rec *rec = receipt_begin(r->log, "rejected");
+	char kid[2 * PROTO_KEYID_LEN + 1];
+
+	hex_encode(kid, k->id, PROTO_KEYID_LEN);
+	receipt_hex(rec, "object", an->object_id, PROTO_HASH_LEN);
+	receipt_u64(rec, "size", an->object_size);
+	receipt_str(rec, "sender", kid);
+	receipt_hex(rec, "session", (const uint8_t *)&an->hdr.session_id, 8);
+	receipt_str(rec, "reason", reason);
+	receipt_write(rec);
+	log_warn("refused an object of %" PRIu64 " bytes from %s: %s", an->object_size, kid,
+		 reason);
+	r->stats.announce_refused++;
+	r->dead[r->dead_next++ % (sizeof(r->dead) / sizeof(r->dead[0]))] = an->hdr.session_id;
+}
+
+static int session_alloc(struct receiver *r, struct session *s)
+{
+	uint64_t nb = s->an.block_count;
+
+	s->mf_blocks = (uint32_t)proto_block_count(s->an.manifest_len, s->an.chunk_size);
+	s->replay = calloc(REPLAY_WINDOW / 8, 1);
+	s->mf_buf = malloc(s->an.manifest_len);
+	s->mf_doneb = calloc(s->mf_blocks / 8 + 1, 1);
+	s->done = calloc(nb / 8 + 1, 1);
+	s->kb = calloc(nb + 1, 1);
+	s->symcount = calloc(nb + 1, 1);
+	if (!s->replay || !s->mf_buf || !s->mf_doneb || !s->done || !s->kb || !s->symcount)
+		return -ENOMEM;
+	s->r = r;
+	s->wire_blocks = (uint32_t)proto_wire_blocks(s->an.block_count, s->an.group, s->an.parity);
+	if (groupset_init(&s->mf, &r->pool, s->an.symbol_size, s->an.k, 1, 0, s->mf_blocks,
+			  s->mf_blocks, mf_row_done, s) < 0 ||
+	    groupset_init(&s->data, &r->pool, s->an.symbol_size, s->an.k, s->an.group,
+			  s->an.parity, s->an.block_count, GROUP_WINDOW, data_row_done, s) < 0)
+		return -ENOMEM;
+	crypto_generichash_init(&s->whole, NULL, 0, PROTO_HASH_LEN);
+	return 0;
+}
+
+static int open_session_key(struct receiver *r, struct session *s)
+{
+	uint8_t *key = sodium_malloc(SESSION_KEY_LEN);
+	int rc = -EBADMSG;
+
+	if (!key)
+		return -ENOMEM;
+	if (crypto_box_seal_open(key, s->an.sealed_key, PROTO_SEALED_LEN, r->cfg->box_pk,
+				 r->cfg->box_sk) == 0) {
+		s->aead = aead_new(s->an.aead, key);
+		rc = s->aead ? 0 : -ENOTSUP;
+	}
+	sodium_free(key);
+	return rc;
+}
+
+static void new_session(struct receiver *r, const uint8_t *buf, const struct announce *an,
+			const struct trusted_key *k, uint64_t now)
+{
+	struct session *s;
+	int rc;
+
+	if (an->object_size > r->cfg->max_object_size) {
+		refuse(r, an, k, "object larger than --max-object-size");
+		return;
+	}
+	if (r->nsessions >= r->cfg->max_sessions) {
+		r->stats.announce_refused++; /* not dead: it may fit later */
+		log_debug("session table full, ignoring an announcement");
+		return;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return;
+	s->fd = -1;
+	s->id = an->hdr.session_id;
+	s->an = *an;
+	s->sender = k;
+	s->first_seen = s->last_seen = now;
+	memcpy(s->announce_raw, buf, PROTO_ANNOUNCE_LEN);
+	rc = open_session_key(r, s);
+	if (rc < 0) {
+		session_free(r, s);
+		refuse(r, an, k,
+		       rc == -ENOTSUP ? "AEAD algorithm not available on this receiver"
+				      : "session key does not open with this receiver's key");
+		return;
+	}
+	if (session_alloc(r, s) < 0) {
+		session_free(r, s);
+		log_err("out of memory for a new session");
+		return;
+	}
+	rc = staging_create(r->st, s->id, an->object_size, s->part, &s->fd);
+	if (rc < 0) {
+		s->part[0] = '\0';
+		session_free(r, s);
+		refuse(r, an, k,
+		       rc == -ENOSPC ? "not enough free disk space for the object"
+				     : "cannot create a staging file");
+		return;
+	}
+	r->sessions[r->nsessions++] = s;
+	char oid[2 * PROTO_HASH_LEN + 1], kid[2 * PROTO_KEYID_LEN + 1];
+	hex_encode(oid, an->object_id, PROTO_HASH_LEN);
+	hex_encode(kid, k->id, PROTO_KEYID_LEN);
+	log_info("receiving object %.16s (%" PRIu64 " bytes, %" PRIu32 " blocks) from sender %s",
+		 oid, an->object_size, an->block_count, kid);
+}
+
+static void handle_announce(struct receiver *r, const uint8_t *buf, size_t len, uint64_t now)
+{
+	struct announce an;
+	const struct trusted_key *k;
+	struct session *s;
+
+	if (proto_decode_announce(buf, len, &an) != PROTO_OK) {
+		r->stats.announce_bad++;
+		return;
+	}
+	s = find(r, an.hdr.session_id);
+	if (s) {
+		/* Repeats are byte-identical; a different one with the same
+		 * session id is a forgery attempt. */
+		if (memcmp(s->announce_raw, buf, PROTO_ANNOUNCE_LEN) == 0) {
+			r->stats.announce_repeat++;
+			s->last_seen = now;
+		} else {
+			r->stats.announce_bad_signature++;
+		}
+		return;
+	}
+	if (is_dead(r, an.hdr.session_id)) {
+		r->stats.finished_session++;
+		return;
+	}
+	if (sodium_memcmp(an.receiver_id, r->cfg->my_id, PROTO_KEYID_LEN) != 0) {
+		r->stats.announce_not_for_us++;
+		return;
+	}
+	k = trusted(r, an.sender_id);
+	if (!k) {
+		r->stats.announce_untrusted++;
+		return;
+	}
+	if (crypto_sign_verify_detached(buf + PROTO_ANNOUNCE_SIGNED_LEN, buf,
+					PROTO_ANNOUNCE_SIGNED_LEN, k->pk) != 0) {
+		r->stats.announce_bad_signature++;
+		return;
+	}
+	r->stats.accepted++;
+	new_session(r, buf, &an, k, now);
+}
+
+/* ---- anti-replay -------------------------------------------------------- */
+
+static int replay_seen(const struct session *s, uint64_t c)
+{
+	if (c > s->replay_top)
+		return 0;
+	if (s->replay_top - c >= REPLAY_WINDOW)
+		return 1; /* too old to tell: treat as a replay */
+	return bit(s->replay, c % REPLAY_WINDOW);
+}
+
+static void replay_mark(struct session *s, uint64_t c)
+{
+	if (c > s->replay_top) {
+		uint64_t gap = c - s->replay_top;
+		if (gap >= REPLAY_WINDOW) {
+			memset(s->replay, 0, REPLAY_WINDOW / 8);
+		} else {
+			for (uint64_t i = s->replay_top + 1; i < c; i++)
+				s->replay[(i % REPLAY_WINDOW) / 8] &=
+					(uint8_t) ~(1u << (i % REPLAY_WINDOW % 8));
+			s->replay[(c % REPLAY_WINDOW) / 8] &=
+				(uint8_t) ~(1u << (c % REPLAY_WINDOW % 8));
+		}
+		s->replay_top = c;
+	}
+	set_bit(s->replay, c % REPLAY_WINDOW);
+}
+
+/* ---- manifest ----------------------------------------------------------- */
+
+static const char *check_manifest(struct receiver *r, struct session *s)
+{
+	struct manifest *m = &s->m;
+	uint8_t h[PROTO_HASH_LEN], id[PROTO_HASH_LEN];
+
+	crypto_generichash(h, sizeof(h), s->mf_buf, s->an.manifest_len, NULL, 0);
+	if (sodium_memcmp(h, s->an.manifest_hash, PROTO_HASH_LEN) != 0)
+		return "manifest does not match the hash in the signed announcement";
+	if (proto_manifest_decode(s->mf_buf, s->an.manifest_len, m) != PROTO_OK)
+		return "manifest is malformed";
+	if (crypto_sign_verify_detached(m->signature, s->mf_buf, m->signed_len, s->sender->pk))
+		return "manifest signature does not verify with the sender's key";
+	if (memcmp(m->sender_id, s->an.sender_id, PROTO_KEYID_LEN) != 0 ||
+	    m->object_size != s->an.object_size || m->chunk_size != s->an.chunk_size ||
+	    m->symbol_size != s->an.symbol_size || m->k != s->an.k ||
+	    m->block_count != s->an.block_count ||
+	    memcmp(m->object_id, s->an.object_id, PROTO_HASH_LEN) != 0)
+		return "manifest disagrees with its announcement";
+	object_id_compute(m, id);
+	if (memcmp(id, m->object_id, PROTO_HASH_LEN) != 0)
+		return "object id does not match the manifest's content";
+	if (m->kind != MANIFEST_KIND_FILE)
+		return "directory bundles are not supported by this receiver version";
+	if (m->expires && wall_ns() / 1000000000u > m->expires)
+		return "manifest expired before it was received";
+	(void)r;
+	return NULL;
+}
+
+static const char *block_hash_check(struct session *s, uint32_t b, const uint8_t *h)
+{
+	if (sodium_memcmp(h, s->m.block_hashes + (size_t)b * PROTO_HASH_LEN, PROTO_HASH_LEN))
+		return "a block does not match its hash in the manifest";
+	return NULL;
+}
+
+static void manifest_complete(struct receiver *r, struct session *s)
+{
+	const char *why = check_manifest(r, s);
+
+	if (!why && s->early_hash) {
+		for (uint32_t b = 0; b < s->an.block_count && !why; b++)
+			if (bit(s->done, b))
+				why = block_hash_check(s, b, s->early_hash + (size_t)b * 32);
+		free(s->early_hash);
+		s->early_hash = NULL;
+	}
+	if (why) {
+		session_fail(r, s, "rejected", why);
+		return;
+	}
+	memcpy(s->name, s->m.name, s->m.name_len);
+	s->name[s->m.name_len] = '\0';
+	s->manifest_ok = 1;
+	groupset_free(&s->mf); /* no further manifest symbols needed */
+}
+
+static int mf_row_done(void *ctx, uint32_t block, const uint8_t *stored,
+		       const struct symhdr *sh, unsigned repaired)
+{
+	struct session *s = ctx;
+
+	(void)repaired;
+	memcpy(s->mf_buf + (uint64_t)block * s->an.chunk_size, stored, sh->stored_len);
+	set_bit(s->mf_doneb, block);
+	s->mf_done++;
+	return 0;
+}
+
+static int manifest_symbol(struct receiver *r, struct session *s, const struct frame_header *h,
+			   const struct symhdr *sh, const uint8_t *data)
+{
+	if (h->block >= s->mf_blocks || sh->flags != 0 ||
+	    sh->stored_len != mf_block_len(s, h->block))
+		return -EINVAL;
+	if (s->manifest_ok || bit(s->mf_doneb, h->block))
+		return 0;
+	switch (groupset_add(&s->mf, h->block, h->symbol, sh, data)) {
+	case ADD_DUPLICATE:
+		r->stats.duplicate++;
+		break;
+	case ADD_MISMATCH:
+		return -EINVAL;
+	default:
+		break;
+	}
+	/* Verified here, outside the decoder's callback: verification frees
+	 * the manifest's decoder state. */
+	if (s->mf_done == s->mf_blocks)
+		manifest_complete(r, s);
+	return 0;
+}
+
+/* ---- data blocks -------------------------------------------------------- */
+
+/* Feed the whole-content hash in block order; blocks that completed out of
+ * order are read back from the staging file (page cache). */
+static int advance_hash(struct receiver *r, struct session *s, uint32_t b, const uint8_t *raw)
+{
+	while (s->hash_next < s->an.block_count && bit(s->done, s->hash_next)) {
+		uint32_t i = s->hash_next;
+		size_t len = (size_t)block_raw_len(s, i);
+		const uint8_t *p = raw;
+		if (i != b) {
+			int rc = pread_full(s->fd, r->readback, len,
+					    (off_t)((uint64_t)i * s->an.chunk_size));
+			if (rc < 0)
+				return rc;
+			p = r->readback;
+		}
+		crypto_generichash_update(&s->whole, p, len);
+		s->hash_next++;
+	}
+	return 0;
+}
+
+static const char *store_block(struct receiver *r, struct session *s, uint32_t b,
+			       const uint8_t *stored, const struct symhdr *sh)
+{
+	size_t raw_len = (size_t)block_raw_len(s, b);
+	const uint8_t *raw = stored;
+	uint8_t h[PROTO_HASH_LEN];
+	int rc;
+
+	if (sh->flags & PROTO_SYMFLAG_ZSTD) {
+		/* Bounded by the signed chunk size: no decompression bombs. */
+		size_t n = ZSTD_decompressDCtx(r->zstd, r->raw, raw_len, stored, sh->stored_len);
+		if (ZSTD_isError(n) || n != raw_len)
+			return "a compressed block does not decompress to its declared size";
+		raw = r->raw;
+	}
+	crypto_generichash(h, sizeof(h), raw, raw_len, NULL, 0);
+	if (s->manifest_ok) {
+		const char *why = block_hash_check(s, b, h);
+		if (why)
+			return why;
+	} else {
+		if (!s->early_hash)
+			s->early_hash = malloc((size_t)s->an.block_count * PROTO_HASH_LEN);
+		if (!s->early_hash)
+			return "out of memory";
+		memcpy(s->early_hash + (size_t)b * PROTO_HASH_LEN, h, PROTO_HASH_LEN);
+	}
+	rc = pwrite_full(s->fd, raw, raw_len, (off_t)((uint64_t)b * s->an.chunk_size));
+	if (rc < 0)
+		return rc == -ENOSPC ? "disk full while writing to staging"
+				     : "write error in the staging directory";
+	set_bit(s->done, b);
+	s->done_count++;
+	if (advance_hash(r, s, b, raw) < 0)
+		return "read error in the staging directory";
+	return NULL;
+}
+
+static int data_row_done(void *ctx, uint32_t block, const uint8_t *stored,
+			 const struct symhdr *sh, unsigned repaired)
+{
+	struct session *s = ctx;
+
+	s->fail_why = store_block(s->r, s, block, stored, sh);
+	s->kb[block] = sh->k;
+	s->repaired += repaired;
+	return s->fail_why != NULL;
+}
+
+static int group_complete(const struct session *s, uint32_t g)
+{
+	uint32_t first = g * s->an.group;
+	uint32_t end = first + s->an.group < s->an.block_count ? first + s->an.group
+							       : s->an.block_count;
+
+	for (uint32_t b = first; b < end; b++)
+		if (!bit(s->done, b))
+			return 0;
+	return 1;
+}
+
+/* Symbol header checks that need the session: the row's stored length
+ * must fit its raw length (data) or be a full row (outer parity). */
+static int symbol_fits(const struct session *s, uint32_t block, const struct symhdr *sh)
+{
+	uint64_t raw_len;
+
+	if (block >= s->wire_blocks || sh->k > s->an.k)
+		return 0;
+	if (block >= s->an.block_count)
+		return sh->k == s->an.k && sh->flags == 0 && sh->stored_len == s->an.chunk_size;
+	raw_len = block_raw_len(s, block);
+	if (sh->flags & PROTO_SYMFLAG_ZSTD)
+		return sh->stored_len < raw_len;
+	return sh->stored_len == raw_len;
+}
+
+static int data_symbol(struct receiver *r, struct session *s, const struct frame_header *h,
+		       const struct symhdr *sh, const uint8_t *data, uint64_t now)
+{
+	uint32_t g;
+
+	if (!symbol_fits(s, h->block, sh))
+		return -EINVAL;
+	if (h->block < s->an.block_count) {
+		if (s->symcount[h->block] < 255)
+			s->symcount[h->block]++;
+		if (bit(s->done, h->block)) {
+			s->extra++;
+			return 0;
+		}
+	}
+	g = groupset_group_of(&s->data, h->block);
+	if (group_complete(s, g)) {
+		s->extra++;
+		return 0;
+	}
+	switch (groupset_add(&s->data, h->block, h->symbol, sh, data)) {
+	case ADD_DUPLICATE:
+		if (h->block < s->an.block_count)
+			s->symcount[h->block]--;
+		r->stats.duplicate++;
+		break;
+	case ADD_MISMATCH:
+		return -EINVAL;
+	default:
+		break;
+	}
+	/* The stream moved on to a new group: older groups will get little
+	 * more, so run the product decode on them. */
+	if (!s->fail_why && g > s->newest_group) {
+		s->newest_group = g;
+		groupset_sweep(&s->data, 0);
+	}
+	if (s->fail_why) {
+		session_fail(r, s, "rejected", s->fail_why);
+		return 1;
+	}
+	if (s->done_count == s->an.block_count && !s->complete_at)
+		s->complete_at = now;
+	return 0;
+}
+
+/* ---- frames --------------------------------------------------------------- */
+
+static void status_frame(struct session *s, const struct frame_header *h, const uint8_t *p,
+			 uint64_t now)
+{
+	struct status st;
+
+	if (proto_decode_status(p, &st) != PROTO_OK)
+		return;
+	/* frames_sent counts the frames sealed before this one. */
+	if (h->counter > s->status_counter)
+		s->status_counter = h->counter;
+	s->pass = st.pass;
+	s->passes = st.passes;
+	if (h->type == FRAME_END && st.pass == st.passes && !s->end_seen)
+		s->end_seen = now;
+}
+
+void rcv_handle(struct receiver *r, uint8_t *buf, size_t len, uint64_t now)
+{
+	struct frame_header h;
+	struct symhdr sh;
+	struct session *s;
+	int rc;
+
+	r->stats.datagrams++;
+	if (proto_decode_header(buf, len, &h) != PROTO_OK) {
+		r->stats.bad_header++;
+		return;
+	}
+	if (h.type == FRAME_ANNOUNCE) {
+		handle_announce(r, buf, len, now);
+		return;
+	}
+	s = find(r, h.session_id);
+	if (!s) {
+		if (is_dead(r, h.session_id))
+			r->stats.finished_session++;
+		else
+			r->stats.unknown_session++;
+		return;
+	}
+	if (len != proto_frame_len(h.type, s->an.symbol_size)) {
+		r->stats.bad_length++;
+		return;
+	}
+	if (replay_seen(s, h.counter)) {
+		r->stats.replayed++;
+		return;
+	}
+	if (aead_open_frame(s->aead, buf, len) < 0) {
+		r->stats.bad_tag++;
+		return;
+	}
+	replay_mark(s, h.counter);
+	s->frames_ok++;
+	s->last_seen = now;
+	r->stats.accepted++;
+	if (h.type == FRAME_HEARTBEAT || h.type == FRAME_END) {
+		status_frame(s, &h, buf + PROTO_HEADER_LEN, now);
+		return;
+	}
+	if (proto_decode_symhdr(buf + PROTO_HEADER_LEN, s->an.symbol_size, &sh) != PROTO_OK) {
+		r->stats.bad_symbol++;
+		return;
+	}
+	const uint8_t *data = buf + PROTO_HEADER_LEN + PROTO_SYMHDR_LEN;
+	if (h.type == FRAME_MANIFEST)
+		rc = manifest_symbol(r, s, &h, &sh, data);
+	else
+		rc = data_symbol(r, s, &h, &sh, data, now);
+	if (rc < 0)
+		r->stats.bad_symbol++;
+}
+
+/* ---- publication and timers ----------------------------------------------- */
+
+static void publish(struct receiver *r, struct session *s)
+{
+	uint8_t h[PROTO_HASH_LEN];
+	struct receipt_rec *rec;
+	char hex[2 * PROTO_HASH_LEN + 1];
+	int rc;
+
+	crypto_generichash_final(&s->whole, h, PROTO_HASH_LEN);
+	if (sodium_memcmp(h, s->m.content_hash, PROTO_HASH_LEN) != 0) {
+		session_fail(r, s, "rejected", "content hash does not match the manifest");
+		return;
+	}
+	rc = staging_publish(r->st, s->fd, s->part, s->name);
+	if (rc == -EEXIST) {
+		session_fail(r, s, "conflict",
+			     "a file with this name is already in the inbox; not overwritten");
+		return;
+	}
+	if (rc < 0) {
+		session_fail(r, s, "failed", rc == -ENOSPC ? "disk full" : strerror(-rc));
+		return;
+	}
+	s->part[0] = '\0'; /* it is the inbox's now */
+	rec = receipt_begin(r->log, "published");
+	receipt_common(rec, s);
+	receipt_hex(rec, "blake2b", h, PROTO_HASH_LEN);
+	receipt_frames(rec, s);
+	receipt_margin(rec, s);
+	receipt_write(rec);
+	hex_encode(hex, h, PROTO_HASH_LEN);
+	log_info("published %s (%" PRIu64 " bytes, blake2b-256 %.16s..., %" PRIu64
+		 " symbols repaired)",
+		 s->name, s->an.object_size, hex, s->repaired);
+	r->stats.published++;
+	session_remove(r, s);
+}
+
+void rcv_tick(struct receiver *r, uint64_t now)
+{
+	for (unsigned i = r->nsessions; i-- > 0;) {
+		struct session *s = r->sessions[i];
+		char why[160];
+
+		/* Idle or finished sender: nothing more is coming for the
+		 * groups in flight, decode what the product code can. */
+		if (s->end_seen || now - s->last_seen >= 100000000u) {
+			groupset_sweep(&s->data, 1);
+			if (s->fail_why) {
+				session_fail(r, s, "rejected", s->fail_why);
+				continue;
+			}
+			if (s->done_count == s->an.block_count && !s->complete_at)
+				s->complete_at = now;
+		}
+		int complete = s->manifest_ok && s->done_count == s->an.block_count;
+
+		if (complete && s->an.block_count == 0 && !s->complete_at)
+			s->complete_at = now;
+		/* Publish once the sender said it is done, or shortly after the
+		 * last block, so the receipt's loss figures are whole. */
+		if (complete && (s->end_seen || now - s->complete_at >= r->cfg->end_grace_ns)) {
+			publish(r, s);
+		} else if (s->end_seen && now - s->end_seen >= r->cfg->end_grace_ns) {
+			snprintf(why, sizeof(why),
+				 "sender finished but %" PRIu32 " of %" PRIu32
+				 " blocks could not be decoded%s",
+				 s->an.block_count - s->done_count, s->an.block_count,
+				 s->manifest_ok ? "" : " and the manifest was not complete");
+			session_fail(r, s, "incomplete", why);
+		} else if (now - s->last_seen >= r->cfg->session_timeout_ns) {
+			snprintf(why, sizeof(why), "no frames for %" PRIu64 " s",
+				 r->cfg->session_timeout_ns / 1000000000u);
+			session_fail(r, s, "incomplete", why);
+		}
+	}
+}
+
+void rcv_abandon_all(struct receiver *r, const char *reason)
+{
+	while (r->nsessions)
+		session_fail(r, r->sessions[r->nsessions - 1], "incomplete", reason);
+}
+
+int rcv_init(struct receiver *r, const struct rcv_config *cfg, struct staging *st,
+	     struct receipt_log *log)
+{
+	memset(r, 0, sizeof(*r));
+	r->cfg = cfg;
+	r->st = st;
+	r->log = log;
+	r->raw_cap = (size_t)PROTO_MAX_K * PROTO_MAX_SYMBOL;
+	r->sessions = calloc(cfg->max_sessions, sizeof(*r->sessions));
+	r->zstd = ZSTD_createDCtx();
+	r->raw = malloc(r->raw_cap);
+	r->readback = malloc(r->raw_cap);
+	if (group_pool_init(&r->pool, cfg->memory_budget) < 0 || !r->sessions || !r->zstd ||
+	    !r->raw || !r->readback) {
+		rcv_free(r);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void rcv_free(struct receiver *r)
+{
+	while (r->nsessions)
+		session_remove(r, r->sessions[r->nsessions - 1]);
+	free(r->sessions);
+	group_pool_free(&r->pool);
+	ZSTD_freeDCtx(r->zstd);
+	free(r->raw);
+	free(r->readback);
+	r->sessions = NULL;
+}

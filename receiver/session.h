@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/* The receiver's state machine: sessions announced by trusted senders,
+ * authenticated frames routed to their blocks, verified objects published,
+ * everything that happened written to the receipt log. */
+#ifndef SLUICE_RECEIVER_SESSION_H
+#define SLUICE_RECEIVER_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "groups.h"
+#include "proto/frame.h"
+#include "staging.h"
+
+struct receipt_log;
+struct session;
+
+struct trusted_key {
+	uint8_t id[PROTO_KEYID_LEN];
+	uint8_t pk[32];
+};
+
+struct rcv_config {
+	uint8_t box_pk[32];
+	uint8_t *box_sk; /* sodium_malloc'd */
+	uint8_t my_id[PROTO_KEYID_LEN];
+	struct trusted_key *trusted;
+	unsigned ntrusted;
+	unsigned max_sessions;
+	uint64_t session_timeout_ns; /* no frame for this long: incomplete */
+	uint64_t end_grace_ns;	     /* after END, wait this long for stragglers */
+	uint64_t max_object_size;
+	size_t memory_budget; /* bytes for blocks in flight */
+};
+
+/* Why frames were dropped; every datagram lands in exactly one counter. */
+struct rcv_stats {
+	uint64_t datagrams;
+	uint64_t accepted;
+	uint64_t bad_header;
+	uint64_t bad_length;
+	uint64_t unknown_session;
+	uint64_t finished_session;
+	uint64_t replayed;
+	uint64_t bad_tag;
+	uint64_t bad_symbol;
+	uint64_t duplicate;
+	uint64_t announce_repeat;
+	uint64_t announce_bad;
+	uint64_t announce_not_for_us;
+	uint64_t announce_untrusted;
+	uint64_t announce_bad_signature;
+	uint64_t announce_refused;
+	uint64_t published;
+	uint64_t failed;
+};
+
+struct receiver {
+	const struct rcv_config *cfg;
+	struct staging *st;
+	struct receipt_log *log;
+	struct session **sessions;
+	unsigned nsessions;
+	struct group_pool pool;
+	void *zstd;	   /* ZSTD_DCtx */
+	uint8_t *raw;	   /* one decompressed block */
+	uint8_t *readback; /* one block read back for the content hash */
+	size_t raw_cap;
+	uint64_t dead[256]; /* recently finished session ids */
+	unsigned dead_next;
+	struct rcv_stats stats;
+};
+
+__attribute__((warn_unused_result)) int rcv_init(struct receiver *r, const struct rcv_config *cfg,
+						 struct staging *st, struct receipt_log *log);
+void rcv_free(struct receiver *r);
+
+/* One datagram, in place (it is decrypted in buf). now = CLOCK_MONOTONIC. */
+void rcv_handle(struct receiver *r, uint8_t *buf, size_t len, uint64_t now);
+/* Timers: publish completed objects, give up on stalled ones. */
+void rcv_tick(struct receiver *r, uint64_t now);
+/* Shutdown: record every unfinished session as incomplete. */
+void rcv_abandon_all(struct receiver *r, const char *reason);
+
+#endif

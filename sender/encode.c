@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: MIT */
+/* One block in, its sealed frames out: compress → pad → FEC → frame → seal. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zstd.h>
+
+#include "common/crypto.h"
+#include "common/fec.h"
+#include "common/util.h"
+#include "encode.h"
+#include "proto/bytes.h"
+
+#define DEFAULT_KMAX 128
+
+unsigned enc_repair_count(unsigned k, double fec_pct)
+{
+	/* Rounded down so the total stays within the budget, but at least
+	 * one repair symbol whenever any redundancy was asked for. */
+	double m = floor((double)k * fec_pct / 100.0 + 1e-9);
+
+	if (fec_pct <= 0)
+		return 0;
+	if (m < 1)
+		m = 1;
+	if (m > FEC_MAX_SYMBOLS - k)
+		return FEC_MAX_SYMBOLS - k;
+	return (unsigned)m;
+}
+
+unsigned enc_pick_k(double fec_pct)
+{
+	for (unsigned k = DEFAULT_KMAX; k >= 1; k--)
+		if (k + ceil((double)k * fec_pct / 100.0 - 1e-9) <= FEC_MAX_SYMBOLS)
+			return k;
+	return 0;
+}
+
+void enc_split(double total_pct, unsigned group, unsigned *parity, double *inner_pct)
+{
+	double f = total_pct / 100.0;
+	unsigned p;
+
+	if (f <= 0) {
+		*parity = 0;
+		*inner_pct = 0;
+		return;
+	}
+	/* A third of the budget to the outer code, the rest inside blocks. */
+	p = (unsigned)ceil(group * f / 3.0 - 1e-9);
+	if (p > FEC_MAX_SYMBOLS - group)
+		p = FEC_MAX_SYMBOLS - group;
+	*parity = p;
+	*inner_pct = 100.0 * ((1.0 + f) / (1.0 + (double)p / group) - 1.0);
+	if (*inner_pct < 0)
+		*inner_pct = 0;
+}
+
+unsigned enc_max_frames(const struct encoder *e)
+{
+	/* The manifest uses up to 100% repair: k + min(k, 255 - k). */
+	unsigned m = enc_repair_count(e->kmax, e->fec_pct);
+	unsigned mm = e->kmax < FEC_MAX_SYMBOLS - e->kmax ? e->kmax : FEC_MAX_SYMBOLS - e->kmax;
+
+	return e->kmax + (m > mm ? m : mm);
+}
+
+int enc_init(struct encoder *e, uint16_t symbol_size, uint8_t kmax, double total_pct,
+	     uint8_t group, int compress)
+{
+	unsigned parity;
+
+	memset(e, 0, sizeof(*e));
+	e->S = symbol_size;
+	e->kmax = kmax;
+	e->group = group;
+	enc_split(total_pct, group, &parity, &e->fec_pct);
+	e->parity = (uint8_t)parity;
+	e->compress = compress;
+	e->fec = fec_new();
+	e->plain = malloc((size_t)kmax * symbol_size);
+	e->repair = malloc((size_t)FEC_MAX_SYMBOLS * symbol_size);
+	if (compress)
+		e->zstd = ZSTD_createCCtx();
+	if (!e->fec || !e->plain || !e->repair || (compress && !e->zstd)) {
+		enc_free(e);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void enc_free(struct encoder *e)
+{
+	fec_free(e->fec);
+	ZSTD_freeCCtx(e->zstd);
+	free(e->plain);
+	free(e->repair);
+	e->fec = NULL;
+	e->zstd = NULL;
+	e->plain = e->repair = NULL;
+}
+
+/* Stored form of a block in e->plain: zstd level 1 when that shrinks it,
+ * raw otherwise (DESIGN.md: stored raw when it does not shrink). */
+static size_t store_block(struct encoder *e, const uint8_t *raw, size_t len, int allow_compress,
+			  uint8_t *row, uint8_t *flags)
+{
+	size_t cap = (size_t)e->kmax * e->S;
+
+	*flags = 0;
+	if (allow_compress && e->zstd) {
+		size_t n = ZSTD_compressCCtx(e->zstd, row, cap, raw, len, 1);
+		if (!ZSTD_isError(n) && n < len) {
+			*flags = PROTO_SYMFLAG_ZSTD;
+			e->blocks_compressed++;
+			return n;
+		}
+	}
+	memcpy(row, raw, len);
+	return len;
+}
+
+static void put_frame(struct encoder *e, uint8_t *f, enum frame_type type, uint32_t block,
+		      unsigned sym, const struct symhdr *sh, const uint8_t *data)
+{
+	struct frame_header h = {.version = PROTO_VERSION,
+				 .type = (uint8_t)type,
+				 .session_id = e->session_id,
+				 .block = block,
+				 .symbol = (uint16_t)sym};
+
+	proto_encode_header(f, &h);
+	proto_encode_symhdr(f + PROTO_HEADER_LEN, sh);
+	memcpy(f + PROTO_HEADER_LEN + PROTO_SYMHDR_LEN, data, e->S);
+}
+
+static int seal_in_place(struct encoder *e, uint8_t *f, size_t len)
+{
+	put_le64(f + 16, ++e->counter);
+	return aead_seal_frame(e->aead, f, len);
+}
+
+int enc_block(struct encoder *e, enum frame_type type, uint32_t block, const uint8_t *raw,
+	      size_t len, unsigned pass, int allow_compress, int seal, uint8_t *row,
+	      uint8_t **frames)
+{
+	const uint8_t *src[FEC_MAX_SYMBOLS];
+	uint8_t *out[FEC_MAX_SYMBOLS];
+	size_t flen = proto_frame_len(type, e->S);
+	struct symhdr sh;
+	unsigned k, m, first;
+	int rc;
+
+	if (len == 0 || len > (size_t)e->kmax * e->S || pass == 0)
+		return -EINVAL;
+	if (!row)
+		row = e->plain;
+	sh.stored_len = (uint32_t)store_block(e, raw, len, allow_compress, row, &sh.flags);
+	k = (sh.stored_len + e->S - 1) / e->S;
+	sh.k = (uint8_t)k;
+	/* Zero padding up to kmax symbols: the outer code sees every row as
+	 * kmax symbols long, the receiver knows positions >= k are zero. */
+	memset(row + sh.stored_len, 0, (size_t)e->kmax * e->S - sh.stored_len);
+	e->raw_bytes += len;
+	e->stored_bytes += sh.stored_len;
+
+	/* The manifest is small and everything hangs on it: 100% repair. */
+	m = type == FRAME_MANIFEST ? k : enc_repair_count(k, e->fec_pct);
+	if (m > FEC_MAX_SYMBOLS - k)
+		m = FEC_MAX_SYMBOLS - k;
+	first = m ? fec_repair_start(k, m, pass - 1) : k;
+	for (unsigned i = 0; i < k; i++)
+		src[i] = row + (size_t)i * e->S;
+	for (unsigned j = 0; j < m; j++)
+		out[j] = e->repair + (size_t)j * e->S;
+	if (m) {
+		rc = fec_encode(e->fec, k, first, m, e->S, src, out);
+		if (rc < 0)
+			return rc;
+	}
+	for (unsigned i = 0; i < k + m; i++) {
+		/* Repair indices wrap inside k..254, as fec_encode does. */
+		unsigned sym = i < k ? i : k + (first - k + (i - k)) % (FEC_MAX_SYMBOLS - k);
+		put_frame(e, frames[i], type, block, sym, &sh, i < k ? src[i] : out[i - k]);
+		if (seal) {
+			rc = seal_in_place(e, frames[i], flen);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return (int)(k + m);
+}
+
+int enc_outer(struct encoder *e, uint8_t *const *rows, unsigned nrows, uint8_t *const *out)
+{
+	if (e->parity == 0)
+		return 0;
+	/* RS is symbol-wise linear, so coding whole rows codes every column
+	 * (symbol position) of the group at once. */
+	return fec_encode(e->fec, nrows, nrows, e->parity, (size_t)e->kmax * e->S,
+			  (const uint8_t *const *)rows, out);
+}
+
+int enc_seal_copy(struct encoder *e, const uint8_t *plain, uint8_t *out, size_t len)
+{
+	memcpy(out, plain, len);
+	return seal_in_place(e, out, len);
+}
+
+int enc_status(struct encoder *e, enum frame_type type, uint32_t pass, uint32_t passes,
+	       uint8_t *out)
+{
+	struct frame_header h = {
+		.version = PROTO_VERSION, .type = (uint8_t)type, .session_id = e->session_id};
+	struct status st = {.frames_sent = e->counter, /* frames before this one */
+			    .pass = pass,
+			    .passes = passes,
+			    .clock_ns = wall_ns()};
+
+	proto_encode_header(out, &h);
+	proto_encode_status(out + PROTO_HEADER_LEN, &st);
+	return seal_in_place(e, out, PROTO_STATUS_FRAME_LEN);
+}

@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: MIT */
+/* sluice-send: push one file through a one-way link.
+ *
+ *   read (io_uring) → hash → sign manifest      (pass one, plan.c)
+ *   read (io_uring) → zstd → split → RS FEC → seal (AEAD) → interleave
+ *        → pace → UDP GSO / sendmmsg             (each pass, transfer.c)
+ *
+ * Nothing ever comes back: success means every frame was handed to the
+ * kernel at the requested rate, not that the receiver got it. The receipt
+ * log on the high side is the only proof of arrival.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "common/crypto.h"
+#include "common/keys.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "encode.h"
+#include "seqstate.h"
+#include "transfer.h"
+#include "udp.h"
+
+enum exit_code { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_KEYS = 3 };
+
+struct options {
+	const char *to, *key, *recipient, *name, *state_dir, *path;
+	uint64_t rate;
+	double fec;
+	unsigned mtu, repeat;
+	int compress, gso, quiet, verbose, progress;
+	enum aead_alg aead;
+	uint64_t ttl;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sluice-send --to HOST:PORT --rate RATE --key SENDER.key\n"
+		"                   --recipient RECEIVER.pub [options] FILE\n"
+		"\n"
+		"  --to HOST:PORT       receiver address (the diode's far side)\n"
+		"  --rate RATE          send rate in bit/s, e.g. 900m, 9.5g (required: the\n"
+		"                       link gives no feedback, the rate is the only loss control)\n"
+		"  --key FILE           sender signing key (sluice-keygen sender)\n"
+		"  --recipient FILE     receiver public key (receiver.pub)\n"
+		"  --fec PCT            repair symbols per data symbol (default 10%%)\n"
+		"  --mtu N              link MTU, 1500 (default) or up to 9000 for jumbo frames\n"
+		"  --name NAME          name to publish under (default: the file's name)\n"
+		"  --repeat N           send N passes, each with fresh repair symbols (default 1)\n"
+		"  --no-compress        do not try zstd on blocks\n"
+		"  --aead ALG           auto (default), aes256gcm or xchacha20poly1305\n"
+		"  --expires SECONDS    receiver refuses the manifest after this many seconds\n"
+		"  --state-dir DIR      where the sequence counter lives\n"
+		"                       (default $XDG_STATE_HOME/sluice or ~/.local/state/sluice)\n"
+		"  --no-gso             use sendmmsg instead of UDP GSO\n"
+		"  --progress / --no-progress   progress bar (default: when stderr is a terminal)\n"
+		"  -q, --quiet          print nothing on success (for cron)\n"
+		"  -v, --verbose        more detail\n"
+		"\n"
+		"exit status: 0 sent, 1 transfer failed, 2 usage error, 3 key problem\n");
+}
+
+static int bad(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "sluice-send: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'sluice-send --help'.\n");
+	return -1;
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{"to", required_argument, NULL, 't'},	 {"rate", required_argument, NULL, 'r'},
+		{"key", required_argument, NULL, 'k'},	 {"recipient", required_argument, NULL, 'R'},
+		{"fec", required_argument, NULL, 'f'},	 {"mtu", required_argument, NULL, 'm'},
+		{"name", required_argument, NULL, 'n'},	 {"repeat", required_argument, NULL, 'N'},
+		{"no-compress", no_argument, NULL, 'C'}, {"aead", required_argument, NULL, 'a'},
+		{"expires", required_argument, NULL, 'e'}, {"state-dir", required_argument, NULL, 's'},
+		{"no-gso", no_argument, NULL, 'G'},	 {"progress", no_argument, NULL, 'p'},
+		{"no-progress", no_argument, NULL, 'P'}, {"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},	 {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	char *end;
+	int c;
+
+	*o = (struct options){.fec = 10, .mtu = 1500, .repeat = 1, .compress = 1, .gso = 1,
+			      .progress = -1, .aead = aead_default()};
+	while ((c = getopt_long(argc, argv, "qvh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			o->to = optarg;
+			break;
+		case 'r':
+			if (parse_rate(optarg, &o->rate) < 0)
+				return bad("--rate '%s' is not a rate: use e.g. 800k, 900m, 9.5g", optarg);
+			break;
+		case 'k':
+			o->key = optarg;
+			break;
+		case 'R':
+			o->recipient = optarg;
+			break;
+		case 'f':
+			if (parse_percent(optarg, &o->fec) < 0 || enc_pick_k(o->fec) == 0)
+				return bad("--fec '%s' is not a usable percentage (0%% to 1000%%)", optarg);
+			break;
+		case 'm':
+			o->mtu = (unsigned)strtoul(optarg, &end, 10);
+			if (*end || o->mtu < 1100 || o->mtu > 9000)
+				return bad("--mtu '%s' must be between 1100 and 9000", optarg);
+			break;
+		case 'n':
+			o->name = optarg;
+			break;
+		case 'N':
+			o->repeat = (unsigned)strtoul(optarg, &end, 10);
+			if (*end || o->repeat < 1 || o->repeat > 100)
+				return bad("--repeat '%s' must be between 1 and 100", optarg);
+			break;
+		case 'C':
+			o->compress = 0;
+			break;
+		case 'a':
+			o->aead = aead_parse(optarg);
+			if (o->aead == AEAD_INVALID)
+				return bad("--aead '%s' is unknown: use auto, aes256gcm or "
+					   "xchacha20poly1305", optarg);
+			break;
+		case 'e':
+			o->ttl = strtoull(optarg, &end, 10);
+			if (*end || o->ttl == 0)
+				return bad("--expires '%s' must be a number of seconds", optarg);
+			break;
+		case 's':
+			o->state_dir = optarg;
+			break;
+		case 'G':
+			o->gso = 0;
+			break;
+		case 'p':
+			o->progress = 1;
+			break;
+		case 'P':
+			o->progress = 0;
+			break;
+		case 'q':
+			o->quiet = 1;
+			break;
+		case 'v':
+			o->verbose = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(EXIT_OK);
+		default:
+			return bad("%s", "invalid option");
+		}
+	}
+	if (optind != argc - 1)
+		return bad("%s", "give exactly one FILE to send");
+	o->path = argv[optind];
+	if (!o->to)
+		return bad("%s", "--to HOST:PORT is required");
+	if (!o->rate)
+		return bad("%s", "--rate is required: a one-way link cannot tell the sender its "
+				 "speed; use a little under the link rate, e.g. --rate 900m for 1 Gb/s");
+	if (!o->key || !o->recipient)
+		return bad("%s", "--key SENDER.key and --recipient RECEIVER.pub are required");
+	return 0;
+}
+
+/* Symbol size from the MTU: IP + UDP headers, then our framing overhead. */
+static uint16_t symbol_size_for(unsigned mtu, int family)
+{
+	unsigned datagram = mtu - (family == AF_INET6 ? 48 : 28);
+
+	return (uint16_t)(datagram - PROTO_SYMBOL_OVERHEAD);
+}
+
+static void summary(const struct options *o, const struct transfer_args *ta,
+		    const struct transfer_result *r, const struct udp_tx *tx)
+{
+	char id[2 * PROTO_HASH_LEN + 1], sz[32];
+	double s = (double)r->seconds_ns / 1e9;
+
+	if (o->quiet)
+		return;
+	hex_encode(id, r->object_id, PROTO_HASH_LEN);
+	printf("sent %s: %s in %.2f s, %.0f Mb/s on the wire, %" PRIu64 " frames, "
+	       "FEC %.0f%%, %u pass%s, %s, %s\n",
+	       ta->name, fmt_bytes(sz, sizeof(sz), (double)r->size), s,
+	       s > 0 ? (double)tx->wire_bytes * 8 / s / 1e6 : 0.0, tx->datagrams, o->fec,
+	       o->repeat, o->repeat == 1 ? "" : "es", aead_name(o->aead),
+	       tx->use_gso ? "UDP GSO" : "sendmmsg");
+	printf("object %.16s  stored %.1f%% of raw  blake2b-256 ", id,
+	       r->size ? 100.0 * (double)r->stored_bytes / (double)r->size : 100.0);
+	hex_encode(id, r->content_hash, PROTO_HASH_LEN);
+	printf("%s\n", id);
+}
+
+static int load_keys(const struct options *o, uint8_t *sk, uint8_t sid[KEYID_LEN],
+		     uint8_t rpk[32], uint8_t rid[KEYID_LEN])
+{
+	char err[512];
+
+	if (keyfile_read(o->key, KEY_SIGN_SECRET, sk, sid, err, sizeof(err)) < 0 ||
+	    keyfile_read(o->recipient, KEY_BOX_PUBLIC, rpk, rid, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	struct udp_tx tx = {.fd = -1};
+	struct sockaddr_storage dst;
+	socklen_t dlen;
+	struct transfer_args ta = {0};
+	struct transfer_result res = {0};
+	uint8_t sid[KEYID_LEN], rid[KEYID_LEN], rpk[32], *sk = NULL;
+	char err[512], sdir[PATH_MAX], sidhex[2 * KEYID_LEN + 1], *pathcopy = NULL;
+	int rc = EXIT_FAILED;
+
+	if (parse_args(argc, argv, &o) < 0)
+		return EXIT_USAGE;
+	log_setup("sluice-send", o.quiet ? LOG_ERROR : o.verbose ? LOG_DEBUG : LOG_INFO);
+	if (crypto_setup() < 0) {
+		log_err("libsodium failed to initialise");
+		return EXIT_FAILED;
+	}
+	if (parse_hostport(o.to, 0, &dst, &dlen, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		return EXIT_USAGE;
+	}
+	sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
+	if (!sk || load_keys(&o, sk, sid, rpk, rid) < 0) {
+		rc = EXIT_KEYS;
+		goto out;
+	}
+	key_id_hex(sidhex, sid);
+	if (seq_next(o.state_dir ? o.state_dir : seq_default_dir(sdir, sizeof(sdir)), sidhex,
+		     &ta.sequence, err, sizeof(err)) < 0 ||
+	    udp_tx_open(&tx, &dst, dlen, o.rate, o.gso, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		goto out;
+	}
+	pathcopy = strdup(o.path);
+	if (!pathcopy)
+		goto out;
+	ta = (struct transfer_args){.path = o.path,
+				    .name = o.name ? o.name : basename(pathcopy),
+				    .tx = &tx,
+				    .symbol_size = symbol_size_for(o.mtu, dst.ss_family),
+				    .fec_pct = o.fec,
+				    .compress = o.compress,
+				    .passes = o.repeat,
+				    .aead = o.aead,
+				    .sequence = ta.sequence,
+				    .expires = o.ttl ? wall_ns() / 1000000000u + o.ttl : 0,
+				    .sign_sk = sk,
+				    .sender_id = sid,
+				    .receiver_pk = rpk,
+				    .receiver_id = rid,
+				    .progress = o.progress < 0 ? !o.quiet && isatty(2) : o.progress};
+	if (transfer_file(&ta, &res, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		goto out;
+	}
+	summary(&o, &ta, &res, &tx);
+	rc = EXIT_OK;
+out:
+	udp_tx_close(&tx);
+	sodium_free(sk);
+	free(pathcopy);
+	return rc;
+}

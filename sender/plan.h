@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/* Pass one over the object: hash every block and the whole content, then
+ * build and sign the manifest that tells the receiver what to expect. */
+#ifndef SLUICE_SENDER_PLAN_H
+#define SLUICE_SENDER_PLAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/manifest.h"
+
+struct plan {
+	uint64_t size;
+	uint32_t chunk; /* R = k * S */
+	uint16_t S;
+	uint8_t k;
+	uint32_t blocks;
+	uint8_t *block_hashes; /* blocks x 32 */
+	uint8_t content_hash[PROTO_HASH_LEN];
+	uint8_t object_id[PROTO_HASH_LEN];
+	uint8_t *manifest; /* signed, manifest_len bytes */
+	size_t manifest_len;
+	uint8_t manifest_hash[PROTO_HASH_LEN];
+};
+
+struct plan_args {
+	const char *name; /* published name */
+	uint16_t symbol_size;
+	uint8_t k;
+	uint64_t sequence;
+	uint64_t expires; /* unix seconds, 0 = never */
+	const uint8_t *sign_sk; /* Ed25519 secret key, 64 bytes */
+	const uint8_t *sender_id;
+};
+
+/* Read fd (size bytes) once and fill p. Returns 0 or -errno with a
+ * user-facing message in err. */
+__attribute__((warn_unused_result)) int plan_file(struct plan *p, int fd, uint64_t size,
+						  const struct plan_args *a, char *err,
+						  size_t errlen);
+void plan_free(struct plan *p);
+
+#endif

@@ -1,0 +1,428 @@
+/* SPDX-License-Identifier: MIT */
+/* One object over the link.
+ *
+ * Order on the wire, for each object:
+ *
+ *   ANNOUNCE x3 → MANIFEST (all symbols) → for each pass:
+ *       groups of GROUP blocks plus P outer parity rows (a product code:
+ *       RS inside each block, RS across the group's rows), their symbols
+ *       interleaved round-robin with a skew (frame t of a round goes to row
+ *       t, symbol (round + t) mod n), so a burst of B lost frames costs each
+ *       row about B/(GROUP+P) symbols and each column as few),
+ *       with one manifest symbol every MF_EVERY data frames (carousel),
+ *       an ANNOUNCE every ANNOUNCE_NS and a HEARTBEAT every HEARTBEAT_NS
+ *   → ANNOUNCE → MANIFEST (all symbols) → END x3
+ *
+ * A receiver that joins late still gets the announcement and manifest.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "common/crypto.h"
+#include "common/fec.h"
+#include "common/log.h"
+#include "common/uring_read.h"
+#include "common/util.h"
+#include "encode.h"
+#include "plan.h"
+#include "transfer.h"
+#include "udp.h"
+
+#define GROUP	     32
+#define MF_EVERY     128
+#define ANNOUNCE_NS  500000000ull
+#define HEARTBEAT_NS 250000000ull
+#define PROGRESS_NS  200000000ull
+
+struct tctx {
+	const struct transfer_args *a;
+	struct udp_tx *tx;
+	struct encoder enc;
+	struct plan plan;
+	size_t flen;
+	unsigned maxf;
+	uint8_t announce[PROTO_ANNOUNCE_LEN];
+	/* manifest carousel: plaintext frames, sealed as copies when sent */
+	uint8_t *mf_plain;
+	unsigned mf_n, mf_next;
+	/* data: one group of blocks, and the interleaved send list */
+	uint8_t *arena;
+	uint8_t **frames;
+	unsigned nframes[GROUP + FEC_MAX_SYMBOLS];
+	unsigned nrows; /* GROUP + P */
+	uint8_t *rowbuf; /* nrows + 1 padded rows of kmax * S */
+	uint8_t **list;
+	uint8_t *scratch;
+	unsigned scratch_n;
+	uint64_t t_start, t_ann, t_hb, t_prog;
+	uint64_t bytes_done; /* raw bytes of the current pass */
+};
+
+static int send_one(struct tctx *c, uint8_t *frame, size_t len)
+{
+	return udp_tx_send(c->tx, &frame, 1, len);
+}
+
+static int send_status(struct tctx *c, enum frame_type type, unsigned pass)
+{
+	uint8_t f[PROTO_STATUS_FRAME_LEN];
+	int rc = enc_status(&c->enc, type, pass, c->a->passes, f);
+
+	return rc < 0 ? rc : send_one(c, f, sizeof(f));
+}
+
+static int build_announce(struct tctx *c)
+{
+	uint8_t *key = sodium_malloc(SESSION_KEY_LEN);
+	struct announce an = {.hdr = {.version = PROTO_VERSION, .type = FRAME_ANNOUNCE},
+			      .aead = (uint8_t)c->a->aead,
+			      .k = c->plan.k,
+			      .symbol_size = c->plan.S,
+			      .chunk_size = c->plan.chunk,
+			      .object_size = c->plan.size,
+			      .block_count = c->plan.blocks,
+			      .manifest_len = (uint32_t)c->plan.manifest_len,
+			      .created_ns = wall_ns(),
+			      .group = c->enc.group,
+			      .parity = c->enc.parity};
+	int rc = -ENOMEM;
+
+	if (!key)
+		return -ENOMEM;
+	randombytes_buf(key, SESSION_KEY_LEN);
+	randombytes_buf(&an.hdr.session_id, sizeof(an.hdr.session_id));
+	c->enc.session_id = an.hdr.session_id;
+	memcpy(an.sender_id, c->a->sender_id, PROTO_KEYID_LEN);
+	memcpy(an.receiver_id, c->a->receiver_id, PROTO_KEYID_LEN);
+	memcpy(an.object_id, c->plan.object_id, PROTO_HASH_LEN);
+	memcpy(an.manifest_hash, c->plan.manifest_hash, PROTO_HASH_LEN);
+	if (crypto_box_seal(an.sealed_key, key, SESSION_KEY_LEN, c->a->receiver_pk) != 0)
+		goto out;
+	c->enc.aead = aead_new(c->a->aead, key);
+	if (!c->enc.aead) {
+		rc = -ENOTSUP;
+		goto out;
+	}
+	proto_encode_announce(c->announce, &an);
+	crypto_sign_detached(c->announce + PROTO_ANNOUNCE_SIGNED_LEN, NULL, c->announce,
+			     PROTO_ANNOUNCE_SIGNED_LEN, c->a->sign_sk);
+	rc = 0;
+out:
+	sodium_free(key); /* wipes it; the AEAD context keeps its own copy */
+	return rc;
+}
+
+static int build_carousel(struct tctx *c)
+{
+	uint32_t nb = (uint32_t)proto_block_count(c->plan.manifest_len, c->plan.chunk);
+	uint8_t *fr[FEC_MAX_SYMBOLS];
+
+	c->mf_plain = malloc((size_t)nb * c->maxf * c->flen);
+	if (!c->mf_plain)
+		return -ENOMEM;
+	for (uint32_t b = 0; b < nb; b++) {
+		uint64_t off = (uint64_t)b * c->plan.chunk;
+		size_t len = c->plan.manifest_len - off < c->plan.chunk
+				     ? (size_t)(c->plan.manifest_len - off)
+				     : c->plan.chunk;
+		for (unsigned i = 0; i < c->maxf; i++)
+			fr[i] = c->mf_plain + ((size_t)c->mf_n + i) * c->flen;
+		int n = enc_block(&c->enc, FRAME_MANIFEST, b, c->plan.manifest + off, len, 1, 0, 0,
+				  NULL, fr);
+		if (n < 0)
+			return n;
+		c->mf_n += (unsigned)n;
+	}
+	return 0;
+}
+
+/* Next manifest frame of the carousel, sealed into out. */
+static int carousel_next(struct tctx *c, uint8_t *out)
+{
+	const uint8_t *p = c->mf_plain + (size_t)c->mf_next * c->flen;
+
+	c->mf_next = (c->mf_next + 1) % c->mf_n;
+	return enc_seal_copy(&c->enc, p, out, c->flen);
+}
+
+static int send_manifest_cycle(struct tctx *c)
+{
+	for (unsigned i = 0; i < c->mf_n; i++) {
+		int rc = carousel_next(c, c->scratch);
+		if (rc == 0)
+			rc = send_one(c, c->scratch, c->flen);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static void progress(struct tctx *c, unsigned pass, int final)
+{
+	uint64_t now = now_ns();
+	double el, pct, rate;
+	char a[32], b[32];
+
+	if (!c->a->progress || (!final && now - c->t_prog < PROGRESS_NS))
+		return;
+	c->t_prog = now;
+	el = (double)(now - c->t_start) / 1e9;
+	pct = c->plan.size ? 100.0 * (double)c->bytes_done / (double)c->plan.size : 100.0;
+	rate = el > 0 ? (double)c->tx->wire_bytes * 8 / el / 1e6 : 0;
+	fprintf(stderr, "\r%s pass %u/%u %5.1f%% %s / %s  %.0f Mb/s   ", c->a->name, pass,
+		c->a->passes, pct, fmt_bytes(a, sizeof(a), (double)c->bytes_done),
+		fmt_bytes(b, sizeof(b), (double)c->plan.size), rate);
+	if (final)
+		fputc('\n', stderr);
+}
+
+/* Periodic frames between groups: announcement and heartbeat. */
+static int periodic(struct tctx *c, unsigned pass)
+{
+	uint64_t now = now_ns();
+	int rc = 0;
+
+	if (now - c->t_ann >= ANNOUNCE_NS) {
+		c->t_ann = now;
+		rc = send_one(c, c->announce, sizeof(c->announce));
+	}
+	if (rc == 0 && now - c->t_hb >= HEARTBEAT_NS) {
+		c->t_hb = now;
+		rc = send_status(c, FRAME_HEARTBEAT, pass);
+	}
+	progress(c, pass, 0);
+	return rc;
+}
+
+/* Round-robin over the group's blocks, symbol position by position, with a
+ * manifest symbol slipped in every MF_EVERY frames. */
+static int send_group(struct tctx *c, unsigned nb)
+{
+	unsigned maxn = 0, n = 0, since = 0, sc = 0;
+	int rc;
+
+	for (unsigned b = 0; b < nb; b++)
+		maxn = c->nframes[b] > maxn ? c->nframes[b] : maxn;
+	for (unsigned i = 0; i < maxn; i++) {
+		for (unsigned b = 0; b < nb; b++) {
+			if (i >= c->nframes[b])
+				continue;
+			unsigned j = (i + b) % c->nframes[b];
+			c->list[n++] = c->frames[(size_t)b * c->maxf + j];
+			if (++since == MF_EVERY && sc < c->scratch_n) {
+				uint8_t *s = c->scratch + (size_t)sc++ * c->flen;
+				rc = carousel_next(c, s);
+				if (rc < 0)
+					return rc;
+				c->list[n++] = s;
+				since = 0;
+			}
+		}
+	}
+	return udp_tx_send(c->tx, c->list, n, c->flen);
+}
+
+static uint8_t *row(struct tctx *c, unsigned r)
+{
+	return c->rowbuf + (size_t)r * c->enc.kmax * c->plan.S;
+}
+
+/* Outer parity rows of the group just read, coded as blocks of their own. */
+static int encode_parity(struct tctx *c, uint32_t g, unsigned nb, unsigned pass)
+{
+	uint8_t *rows[GROUP], *par[FEC_MAX_SYMBOLS];
+	size_t rowlen = (size_t)c->enc.kmax * c->plan.S;
+	int rc;
+
+	for (unsigned b = 0; b < nb; b++)
+		rows[b] = row(c, b);
+	for (unsigned j = 0; j < c->enc.parity; j++)
+		par[j] = row(c, GROUP + j);
+	rc = enc_outer(&c->enc, rows, nb, par);
+	if (rc < 0)
+		return rc;
+	for (unsigned j = 0; j < c->enc.parity; j++) {
+		uint32_t block = c->plan.blocks + (g / GROUP) * c->enc.parity + j;
+		int n = enc_block(&c->enc, FRAME_DATA, block, par[j], rowlen, pass, 0, 1,
+				  row(c, GROUP + c->enc.parity),
+				  c->frames + (size_t)(nb + j) * c->maxf);
+		if (n < 0)
+			return n;
+		c->nframes[nb + j] = (unsigned)n;
+	}
+	return 0;
+}
+
+static int send_pass(struct tctx *c, int fd, unsigned pass)
+{
+	struct ureader *r;
+	const uint8_t *data;
+	size_t len;
+	uint64_t idx;
+	int rc, got = 0;
+
+	rc = ureader_open(&r, fd, c->plan.size, c->plan.chunk, 8);
+	if (rc < 0)
+		return rc;
+	c->bytes_done = 0;
+	for (uint32_t g = 0; g < c->plan.blocks; g += GROUP) {
+		unsigned nb = c->plan.blocks - g < GROUP ? c->plan.blocks - g : GROUP;
+		for (unsigned b = 0; b < nb; b++) {
+			got = ureader_next(r, &data, &len, &idx);
+			if (got != 1) {
+				rc = got < 0 ? got : -EIO;
+				goto out;
+			}
+			int n = enc_block(&c->enc, FRAME_DATA, (uint32_t)idx, data, len, pass,
+					  c->a->compress, 1, row(c, b),
+					  c->frames + (size_t)b * c->maxf);
+			if (n < 0) {
+				rc = n;
+				goto out;
+			}
+			c->nframes[b] = (unsigned)n;
+			c->bytes_done += len;
+		}
+		rc = encode_parity(c, g, nb, pass);
+		if (rc == 0)
+			rc = send_group(c, nb + c->enc.parity);
+		if (rc == 0)
+			rc = periodic(c, pass);
+		if (rc < 0)
+			goto out;
+	}
+out:
+	ureader_close(r);
+	return rc;
+}
+
+static int setup(struct tctx *c, const struct transfer_args *a)
+{
+	memset(c, 0, sizeof(*c));
+	c->a = a;
+	c->tx = a->tx;
+	c->flen = proto_frame_len(FRAME_DATA, a->symbol_size);
+	return enc_init(&c->enc, a->symbol_size, (uint8_t)enc_pick_k(a->fec_pct), a->fec_pct,
+			GROUP, a->compress);
+}
+
+static int alloc_buffers(struct tctx *c)
+{
+	c->maxf = enc_max_frames(&c->enc);
+	c->nrows = GROUP + c->enc.parity;
+	c->scratch_n = c->nrows * c->maxf / MF_EVERY + 1;
+	c->arena = malloc((size_t)c->nrows * c->maxf * c->flen);
+	c->frames = calloc((size_t)c->nrows * c->maxf, sizeof(*c->frames));
+	c->list = calloc((size_t)c->nrows * c->maxf + c->scratch_n, sizeof(*c->list));
+	c->scratch = malloc((size_t)c->scratch_n * c->flen);
+	c->rowbuf = malloc((size_t)(c->nrows + 1) * c->enc.kmax * c->plan.S);
+	if (!c->arena || !c->frames || !c->list || !c->scratch || !c->rowbuf)
+		return -ENOMEM;
+	for (size_t i = 0; i < (size_t)c->nrows * c->maxf; i++)
+		c->frames[i] = c->arena + i * c->flen;
+	return 0;
+}
+
+static void teardown(struct tctx *c)
+{
+	aead_free(c->enc.aead);
+	enc_free(&c->enc);
+	plan_free(&c->plan);
+	free(c->mf_plain);
+	free(c->arena);
+	free(c->frames);
+	free(c->list);
+	free(c->scratch);
+	free(c->rowbuf);
+}
+
+static int run(struct tctx *c, int fd, struct stat *st, char *err, size_t errlen)
+{
+	const struct transfer_args *a = c->a;
+	struct plan_args pa = {.name = a->name,
+			       .symbol_size = a->symbol_size,
+			       .k = c->enc.kmax,
+			       .sequence = a->sequence,
+			       .expires = a->expires,
+			       .sign_sk = a->sign_sk,
+			       .sender_id = a->sender_id};
+	int rc;
+
+	rc = plan_file(&c->plan, fd, (uint64_t)st->st_size, &pa, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = alloc_buffers(c);
+	if (rc == 0)
+		rc = build_announce(c);
+	if (rc == 0)
+		rc = build_carousel(c);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot prepare the session: %s", strerror(-rc));
+		return rc;
+	}
+	c->t_start = now_ns();
+	c->t_ann = c->t_hb = c->t_start;
+	for (int i = 0; i < 3 && rc == 0; i++)
+		rc = send_one(c, c->announce, sizeof(c->announce));
+	if (rc == 0)
+		rc = send_manifest_cycle(c);
+	c->enc.raw_bytes = c->enc.stored_bytes = 0; /* count data blocks only */
+	for (unsigned pass = 1; pass <= a->passes && rc == 0; pass++) {
+		rc = send_pass(c, fd, pass);
+		progress(c, pass, pass == a->passes);
+	}
+	if (rc == 0)
+		rc = send_one(c, c->announce, sizeof(c->announce));
+	if (rc == 0)
+		rc = send_manifest_cycle(c);
+	for (int i = 0; i < 3 && rc == 0; i++) {
+		rc = send_status(c, FRAME_END, a->passes);
+		usleep(2000);
+	}
+	if (rc < 0)
+		snprintf(err, errlen, "sending failed: %s", strerror(-rc));
+	return rc;
+}
+
+int transfer_file(const struct transfer_args *a, struct transfer_result *res, char *err,
+		  size_t errlen)
+{
+	struct tctx c;
+	struct stat st;
+	int fd, rc;
+
+	fd = open(a->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot open %s: %s", a->path, strerror(errno));
+		return rc;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s is not a regular file", a->path);
+		close(fd);
+		return -EINVAL;
+	}
+	rc = setup(&c, a);
+	if (rc == 0)
+		rc = run(&c, fd, &st, err, errlen);
+	else
+		snprintf(err, errlen, "cannot set up the encoder: %s", strerror(-rc));
+	if (rc == 0) {
+		res->size = c.plan.size;
+		res->stored_bytes = c.enc.stored_bytes;
+		res->frames = c.enc.counter;
+		res->seconds_ns = now_ns() - c.t_start;
+		memcpy(res->object_id, c.plan.object_id, PROTO_HASH_LEN);
+		memcpy(res->content_hash, c.plan.content_hash, PROTO_HASH_LEN);
+	}
+	teardown(&c);
+	close(fd);
+	return rc;
+}

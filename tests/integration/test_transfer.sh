@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# End-to-end transfers with the real binaries over loopback, through the
+# seeded impairment proxy:
+#
+#   sluice-send ──UDP──► sluice-impair (drop/burst/dup/reorder/flip) ──UDP──► sluice-recv
+#   (low side)           127.0.0.1:P1                                  127.0.0.1:P2 → inbox
+#
+# Usage: test_transfer.sh BUILD_DIR. SLUICE_TEST_SIZE_MB sets the size of
+# the large transfer (default 256).
+set -euo pipefail
+
+B=$(cd "${1:-${BUILD_DIR:-build}}" && pwd)
+SIZE_MB=${SLUICE_TEST_SIZE_MB:-256}
+T=$(mktemp -d /tmp/sluice-test.XXXXXX)
+PIDS=()
+passed=0
+failed=0
+
+cleanup() {
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+for bin in sluice-send sluice-recv sluice-keygen sluice-impair; do
+	[ -x "$B/$bin" ] || { echo "missing $B/$bin: build first"; exit 1; }
+done
+
+ok() { passed=$((passed + 1)); echo "ok - $*"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
+check() { # check DESCRIPTION COMMAND...
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+
+PORT=$((20000 + RANDOM % 20000))
+next_port() { PORT=$((PORT + 1)); echo "$PORT"; }
+
+"$B/sluice-keygen" sender "$T/keys/sender" >/dev/null
+"$B/sluice-keygen" receiver "$T/keys/receiver" >/dev/null
+"$B/sluice-keygen" sender "$T/keys/intruder" >/dev/null
+export SLUICE_STATE_DIR="$T/sender-state"
+
+# start_recv NAME PORT [extra args]: a receiver with its own inbox; sets RPID
+start_recv() {
+	local name=$1 port=$2
+	shift 2
+	mkdir -p "$T/$name/inbox"
+	"$B/sluice-recv" --listen "127.0.0.1:$port" --inbox "$T/$name/inbox" \
+		--key "$T/keys/receiver/receiver.key" --trust "$T/keys/sender/sender.pub" \
+		--stats "$T/$name/stats" --end-grace 1 --session-timeout 30 -q "$@" \
+		2>"$T/$name/recv.log" &
+	RPID=$!
+	PIDS+=("$RPID")
+	sleep 0.3
+}
+
+# start_proxy LISTEN_PORT TO_PORT [impairments]: sets XPID
+start_proxy() {
+	local lp=$1 tp=$2
+	shift 2
+	"$B/sluice-impair" --listen "127.0.0.1:$lp" --to "127.0.0.1:$tp" --quiet "$@" &
+	XPID=$!
+	PIDS+=("$XPID")
+	sleep 0.2
+}
+
+send() { # send PORT FILE [extra args]
+	local port=$1 file=$2
+	shift 2
+	timeout 300 "$B/sluice-send" --to "127.0.0.1:$port" --key "$T/keys/sender/sender.key" \
+		--recipient "$T/keys/receiver/receiver.pub" -q "$@" "$file"
+}
+
+wait_exit() { # wait_exit PID SECONDS -> exit status of PID (124 on timeout)
+	local pid=$1 limit=$2 i=0
+	while kill -0 "$pid" 2>/dev/null; do
+		i=$((i + 1))
+		if [ "$i" -gt $((limit * 10)) ]; then
+			kill -9 "$pid" 2>/dev/null || true
+			wait "$pid" 2>/dev/null || true
+			return 124
+		fi
+		sleep 0.1
+	done
+	local rc=0
+	wait "$pid" 2>/dev/null || rc=$?
+	return "$rc"
+}
+
+stat_of() { grep "^$2=" "$T/$1/stats" | cut -d= -f2; }
+receipts() { cat "$T/$1/inbox/.sluice/receipts.jsonl"; }
+inbox_files() { find "$T/$1/inbox" -mindepth 1 -not -path '*/.sluice*' | wc -l; }
+
+# --- 1. large random file, 5% random loss, 10% FEC: published, identical ---
+head -c $((SIZE_MB << 20)) /dev/urandom >"$T/big.bin"
+rp=$(next_port)
+pp=$(next_port)
+start_recv loss5 "$rp" --once
+start_proxy "$pp" "$rp" --drop 5 --seed 11
+set +e
+send "$pp" "$T/big.bin" --rate 600m --fec 10%
+src=$?
+wait_exit "$RPID" 120
+rrc=$?
+set -e
+kill "$XPID" 2>/dev/null || true
+check "sender exits 0 after sending ${SIZE_MB} MiB" test "$src" -eq 0
+check "receiver published (exit 0) with 5% loss and 10% FEC" test "$rrc" -eq 0
+check "published file is byte-identical" cmp -s "$T/big.bin" "$T/loss5/inbox/big.bin"
+check "published file mode is the receiver's (0644)" \
+	test "$(stat -c %a "$T/loss5/inbox/big.bin" 2>/dev/null)" = 644
+check "receipt says published, with loss and repairs" \
+	bash -c "grep '\"event\":\"published\"' '$T/loss5/inbox/.sluice/receipts.jsonl' |
+		grep -q '\"symbols_repaired\":[1-9]'"
+check "receipt records the blake2b-256 of the file" \
+	grep -q "$(b2sum -l 256 "$T/big.bin" | cut -c1-64)" "$T/loss5/inbox/.sluice/receipts.jsonl"
+check "staging is empty after publication" \
+	test -z "$(ls -A "$T/loss5/inbox/.sluice/staging")"
+
+# --- 2. loss far above the FEC budget: nothing published, reason recorded ---
+head -c $((16 << 20)) /dev/urandom >"$T/lossy.bin"
+rp=$(next_port)
+pp=$(next_port)
+start_recv loss40 "$rp" --once
+start_proxy "$pp" "$rp" --drop 40 --seed 3
+set +e
+send "$pp" "$T/lossy.bin" --rate 300m --fec 10%
+wait_exit "$RPID" 60
+rrc=$?
+set -e
+kill "$XPID" 2>/dev/null || true
+check "receiver reports failure (exit 1) at 40% loss" test "$rrc" -eq 1
+check "nothing published at 40% loss" test "$(inbox_files loss40)" -eq 0
+check "receipt says incomplete with how much was missing" \
+	bash -c "grep '\"event\":\"incomplete\"' '$T/loss40/inbox/.sluice/receipts.jsonl' |
+		grep -q 'symbols_missing_at_least'"
+check "staging reclaimed after the incomplete transfer" \
+	test -z "$(ls -A "$T/loss40/inbox/.sluice/staging")"
+
+# --- 3. a sender whose key the receiver does not trust ---
+head -c $((1 << 20)) /dev/urandom >"$T/evil.bin"
+rp=$(next_port)
+start_recv forged "$rp"
+set +e
+timeout 60 "$B/sluice-send" --to "127.0.0.1:$rp" --key "$T/keys/intruder/sender.key" \
+	--recipient "$T/keys/receiver/receiver.pub" --rate 200m -q "$T/evil.bin"
+set -e
+sleep 0.5
+kill -TERM "$RPID"
+wait_exit "$RPID" 10 || true
+check "frames from an untrusted key are counted and dropped" \
+	test "$(stat_of forged announce_untrusted)" -gt 0
+check "frames of the unknown session are counted and dropped" \
+	test "$(stat_of forged unknown_session)" -gt 0
+check "nothing published from the untrusted key" test "$(inbox_files forged)" -eq 0
+
+# --- 4. corruption, duplication, reordering and a burst: still identical ---
+head -c $((24 << 20)) /dev/urandom >"$T/mixed.bin"
+rp=$(next_port)
+pp=$(next_port)
+start_recv mixed "$rp" --once
+start_proxy "$pp" "$rp" --drop 1 --burst-drop 0.01 --burst-len 40 --duplicate 2 \
+	--reorder 2 --corrupt 1 --truncate 0.5 --seed 5
+set +e
+send "$pp" "$T/mixed.bin" --rate 300m --fec 15%
+wait_exit "$RPID" 60
+rrc=$?
+set -e
+kill "$XPID" 2>/dev/null || true
+check "published through drop+burst+dup+reorder+bit flips+truncation" test "$rrc" -eq 0
+check "file identical after impairments" cmp -s "$T/mixed.bin" "$T/mixed/inbox/mixed.bin"
+check "corrupted frames were rejected by the AEAD tag" test "$(stat_of mixed bad_tag)" -gt 0
+check "truncated frames were rejected by length" \
+	test $(($(stat_of mixed bad_length) + $(stat_of mixed bad_header))) -gt 0
+check "duplicated frames were recognised" \
+	test $(($(stat_of mixed duplicate) + $(stat_of mixed replayed))) -gt 0
+
+# --- 5. kill -9 of the receiver mid-transfer: no partial file, ever ---
+rp=$(next_port)
+start_recv killed "$rp"
+send "$rp" "$T/big.bin" --rate 200m --fec 10% &
+SPID=$!
+PIDS+=("$SPID")
+sleep 2
+staged=$(find "$T/killed/inbox/.sluice/staging" -name '*.part' | wc -l)
+kill -9 "$RPID"
+wait "$RPID" 2>/dev/null || true
+check "a transfer was in progress in staging when killed" test "$staged" -ge 1
+check "no partial file in the inbox after kill -9" test "$(inbox_files killed)" -eq 0
+kill "$SPID" 2>/dev/null || true
+wait "$SPID" 2>/dev/null || true
+start_recv killed "$rp"
+kill -TERM "$RPID"
+wait_exit "$RPID" 10 || true
+check "restart reclaims the stale staging file" \
+	test -z "$(ls -A "$T/killed/inbox/.sluice/staging")"
+check "restart records what it reclaimed" \
+	grep -q '"event":"start".*"stale_staging_removed":1' \
+	"$T/killed/inbox/.sluice/receipts.jsonl"
+check "still nothing in the inbox after restart" test "$(inbox_files killed)" -eq 0
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+/* Manifest encode/decode, names and paths, signature and object id tamper
+ * detection, and the frame AEAD (seal, open, tamper, both algorithms). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "common/crypto.h"
+#include "proto/bytes.h"
+#include "proto/manifest.h"
+
+#define NBLOCKS 3
+
+static uint8_t hashes[NBLOCKS * 32];
+static uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+
+static int setup(void **state)
+{
+	(void)state;
+	if (sodium_init() < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(hashes); i++)
+		hashes[i] = (uint8_t)(i * 7);
+	crypto_sign_keypair(pk, sk);
+	return 0;
+}
+
+static struct manifest sample(void)
+{
+	struct manifest m = {.kind = MANIFEST_KIND_FILE,
+			     .sequence = 5,
+			     .created_ns = 1,
+			     .object_size = 2 * 181248 + 10,
+			     .chunk_size = 181248,
+			     .symbol_size = 1416,
+			     .k = 128,
+			     .block_count = NBLOCKS,
+			     .name = (const uint8_t *)"feed-2026-11-23.tar",
+			     .name_len = 19,
+			     .block_hashes = hashes};
+	memset(m.content_hash, 0x33, 32);
+	object_id_compute(&m, m.object_id);
+	return m;
+}
+
+/* Encode and sign; returns the length. */
+static size_t build(uint8_t *buf, size_t cap, const struct manifest *m)
+{
+	size_t len = proto_manifest_len(m->name_len, m->entries_len, m->block_count);
+
+	assert_true(len > 0 && len <= cap);
+	assert_int_equal(proto_manifest_encode(buf, len, m), len);
+	crypto_sign_detached(buf + len - 64, NULL, buf, len - 64, sk);
+	return len;
+}
+
+static int verifies(const uint8_t *buf, size_t len)
+{
+	struct manifest d;
+	uint8_t id[32];
+
+	if (proto_manifest_decode(buf, len, &d) != PROTO_OK)
+		return 0;
+	if (crypto_sign_verify_detached(d.signature, buf, d.signed_len, pk) != 0)
+		return 0;
+	object_id_compute(&d, id);
+	return memcmp(id, d.object_id, 32) == 0;
+}
+
+static void test_roundtrip(void **state)
+{
+	struct manifest m = sample(), d;
+	uint8_t buf[4096];
+	size_t len = build(buf, sizeof(buf), &m);
+
+	(void)state;
+	assert_int_equal(len, MANIFEST_FIXED_LEN + 19 + NBLOCKS * 32 + 64);
+	assert_int_equal(proto_manifest_decode(buf, len, &d), PROTO_OK);
+	assert_memory_equal(d.name, m.name, m.name_len);
+	assert_memory_equal(d.block_hashes, hashes, sizeof(hashes));
+	assert_true(d.object_size == m.object_size);
+	assert_true(verifies(buf, len));
+	assert_int_equal(proto_manifest_decode(buf, len - 1, &d), PROTO_ERR_LENGTH);
+}
+
+/* Every single-bit flip anywhere in a signed manifest is caught, by the
+ * decoder or by the signature. */
+static void test_every_bit_flip_detected(void **state)
+{
+	struct manifest m = sample();
+	uint8_t buf[4096];
+	size_t len = build(buf, sizeof(buf), &m);
+
+	(void)state;
+	for (size_t i = 0; i < len * 8; i++) {
+		buf[i / 8] ^= (uint8_t)(1u << (i % 8));
+		if (verifies(buf, len))
+			fail_msg("bit %zu flip accepted", i);
+		buf[i / 8] ^= (uint8_t)(1u << (i % 8));
+	}
+	for (size_t l = 0; l < len; l++)
+		if (verifies(buf, l))
+			fail_msg("truncation to %zu accepted", l);
+	assert_true(verifies(buf, len));
+}
+
+static void test_object_id_stable(void **state)
+{
+	struct manifest a = sample(), b = sample();
+	uint8_t ia[32], ib[32];
+
+	(void)state;
+	b.sequence = 99, b.created_ns = 12345, b.expires = 7; /* per-send fields */
+	object_id_compute(&a, ia);
+	object_id_compute(&b, ib);
+	assert_memory_equal(ia, ib, 32);
+	b.name = (const uint8_t *)"feed-2026-11-23.taR";
+	object_id_compute(&b, ib);
+	assert_memory_not_equal(ia, ib, 32);
+}
+
+static void test_names(void **state)
+{
+	static const char *good[] = {"a", "file.txt", "x..y", "über", "a b"};
+	static const char *bad[] = {"", ".", "..", ".hidden", "a/b", "/abs", "tab\there",
+				    "nl\n"};
+	uint8_t big[300];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
+		assert_true(proto_name_valid((const uint8_t *)good[i], strlen(good[i])));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		if (proto_name_valid((const uint8_t *)bad[i], strlen(bad[i])))
+			fail_msg("accepted name '%s'", bad[i]);
+	assert_false(proto_name_valid((const uint8_t *)"a\0b", 3));
+	memset(big, 'a', sizeof(big));
+	assert_true(proto_name_valid(big, 255));
+	assert_false(proto_name_valid(big, 256));
+}
+
+static void test_paths(void **state)
+{
+	static const char *good[] = {"a", "a/b", "dir/.config", "a/b/c.txt", "..a/b.."};
+	static const char *bad[] = {"",	   "/a",    "a/",   "a//b", "./a", "a/./b",
+				    "../a", "a/../b", "a/..", "..",   "a\x01"};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
+		assert_true(proto_path_valid((const uint8_t *)good[i], strlen(good[i])));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		if (proto_path_valid((const uint8_t *)bad[i], strlen(bad[i])))
+			fail_msg("accepted path '%s'", bad[i]);
+}
+
+static void test_bundle_entries(void **state)
+{
+	uint8_t ents[512], buf[4096], h[32] = {1};
+	struct manifest_entry e1 = {.path = (const uint8_t *)"docs", .path_len = 4,
+				    .mode = ENTRY_DIR, .hash = h};
+	struct manifest_entry e2 = {.path = (const uint8_t *)"docs/a.txt", .path_len = 10,
+				    .mode = ENTRY_FILE, .size = 100, .hash = h};
+	struct manifest m = sample(), d;
+	struct manifest_entry e;
+	uint32_t off = 0;
+	size_t n1, n2, len;
+	int n = 0;
+
+	(void)state;
+	n1 = proto_entry_encode(ents, sizeof(ents), &e1);
+	n2 = proto_entry_encode(ents + n1, sizeof(ents) - n1, &e2);
+	assert_true(n1 > 0 && n2 > 0);
+	m.kind = MANIFEST_KIND_BUNDLE;
+	m.entries = ents;
+	m.entries_len = (uint32_t)(n1 + n2);
+	m.entry_count = 2;
+	m.object_size = 100;
+	m.block_count = 1;
+	len = build(buf, sizeof(buf), &m);
+	assert_int_equal(proto_manifest_decode(buf, len, &d), PROTO_OK);
+	while (proto_entry_next(&d, &off, &e) == 1)
+		n++;
+	assert_int_equal(n, 2);
+	/* sizes must add up to the object size */
+	m.object_size = 101;
+	len = build(buf, sizeof(buf), &m);
+	assert_int_equal(proto_manifest_decode(buf, len, &d), PROTO_ERR_FIELD);
+	/* a path with ".." cannot even be encoded */
+	e2.path = (const uint8_t *)"../etc/x1";
+	e2.path_len = 9;
+	assert_int_equal(proto_entry_encode(ents, sizeof(ents), &e2), 0);
+}
+
+static void aead_case(enum aead_alg alg)
+{
+	uint8_t key[32], f[200], orig[200];
+	struct aead_ctx *c;
+
+	randombytes_buf(key, sizeof(key));
+	c = aead_new(alg, key);
+	if (!c) {
+		assert_int_equal(alg, AEAD_AES256GCM); /* only AES may be missing */
+		return;
+	}
+	for (size_t i = 0; i < sizeof(f); i++)
+		f[i] = (uint8_t)i;
+	memcpy(orig, f, sizeof(f));
+	assert_int_equal(aead_seal_frame(c, f, sizeof(f)), 0);
+	assert_memory_equal(f, orig, PROTO_HEADER_LEN); /* header stays clear */
+	assert_memory_not_equal(f + 32, orig + 32, sizeof(f) - 48);
+	for (size_t i = 0; i < sizeof(f) * 8; i += 7) { /* any flipped bit fails */
+		uint8_t g[200];
+		memcpy(g, f, sizeof(f));
+		g[i / 8] ^= (uint8_t)(1u << (i % 8));
+		assert_int_equal(aead_open_frame(c, g, sizeof(g)), -EBADMSG);
+	}
+	assert_int_equal(aead_open_frame(c, f, sizeof(f)), 0);
+	assert_memory_equal(f, orig, sizeof(f) - 16);
+	aead_free(c);
+	/* another key does not open it */
+	c = aead_new(alg, key);
+	assert_int_equal(aead_seal_frame(c, f, sizeof(f)), 0);
+	aead_free(c);
+	key[0] ^= 1;
+	c = aead_new(alg, key);
+	assert_int_equal(aead_open_frame(c, f, sizeof(f)), -EBADMSG);
+	aead_free(c);
+}
+
+static void test_aead(void **state)
+{
+	(void)state;
+	aead_case(AEAD_XCHACHA20POLY1305);
+	aead_case(AEAD_AES256GCM);
+	assert_null(aead_new(AEAD_INVALID, (uint8_t[32]){0}));
+}
+
+static void test_sealed_session_key(void **state)
+{
+	uint8_t rpk[32], rsk[32], other_pk[32], other_sk[32];
+	uint8_t key[32], sealed[PROTO_SEALED_LEN], opened[32];
+
+	(void)state;
+	crypto_box_keypair(rpk, rsk);
+	crypto_box_keypair(other_pk, other_sk);
+	randombytes_buf(key, sizeof(key));
+	assert_int_equal(crypto_box_seal(sealed, key, 32, rpk), 0);
+	assert_int_equal(crypto_box_seal_open(opened, sealed, sizeof(sealed), rpk, rsk), 0);
+	assert_memory_equal(opened, key, 32);
+	assert_int_not_equal(
+		crypto_box_seal_open(opened, sealed, sizeof(sealed), other_pk, other_sk), 0);
+	sealed[50] ^= 1;
+	assert_int_not_equal(crypto_box_seal_open(opened, sealed, sizeof(sealed), rpk, rsk), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip),	  cmocka_unit_test(test_every_bit_flip_detected),
+		cmocka_unit_test(test_object_id_stable), cmocka_unit_test(test_names),
+		cmocka_unit_test(test_paths),		  cmocka_unit_test(test_bundle_entries),
+		cmocka_unit_test(test_aead),		  cmocka_unit_test(test_sealed_session_key),
+	};
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
