@@ -169,7 +169,7 @@ void proto_encode_header(uint8_t out[static PROTO_HEADER_LEN], const struct fram
 /* Exact datagram length for a frame type given the session symbol size. */
 size_t proto_frame_len(enum frame_type type, uint16_t symbol_size);
 
-/* ANNOUNCE: encode writes all 288 bytes including hdr and signature field
+/* ANNOUNCE: encode writes all 296 bytes including hdr and signature field
  * as given in a (sign bytes 0..231 afterwards). decode validates every
  * field's range and consistency (block count vs size and chunk). */
 void proto_encode_announce(uint8_t out[static PROTO_ANNOUNCE_LEN], const struct announce *a);

@@ -58,7 +58,7 @@ struct session {
 	struct receiver *r;
 	uint8_t *done;	   /* bitmap by block */
 	uint8_t *kb;	   /* k of each decoded block */
-	uint8_t *symcount; /* symbols received per block, saturating */
+	uint32_t *grecv;   /* symbols received per outer-code group */
 	uint8_t *early_hash; /* hashes of blocks decoded before the manifest */
 	uint32_t done_count;
 	uint32_t hash_next;
@@ -136,36 +136,47 @@ static void receipt_common(struct receipt_rec *rec, const struct session *s)
 	receipt_hex(rec, "session", (const uint8_t *)&s->id, sizeof(s->id));
 }
 
-static void receipt_frames(struct receipt_rec *rec, const struct session *s)
+static void receipt_frames(struct receipt_rec *rec, const struct session *s, int published)
 {
+	uint64_t lost = s->status_counter > s->frames_ok ? s->status_counter - s->frames_ok : 0;
+
 	receipt_u64(rec, "frames_received", s->frames_ok);
-	if (s->status_counter) {
-		uint64_t lost = s->status_counter > s->frames_ok ? s->status_counter - s->frames_ok
-								 : 0;
+	if (s->status_counter) { /* exact: the sender's counter travels forward */
 		receipt_u64(rec, "frames_sent", s->status_counter);
 		receipt_u64(rec, "frames_lost", lost);
 	}
-	receipt_u64(rec, "symbols_repaired", s->repaired);
+	/* Every lost frame of a published object was made up for by the FEC;
+	 * symbols_rebuilt counts source symbols computed from repair symbols
+	 * (also when the originals were merely still on their way). */
+	if (published)
+		receipt_u64(rec, "frames_repaired", lost);
+	receipt_u64(rec, "symbols_rebuilt", s->repaired);
 }
 
-/* The least spare symbols any block had: how much more loss the FEC could
- * have absorbed before this object would have been incomplete. */
+/* How much more loss the FEC could have absorbed: for the worst outer-code
+ * group, the symbols it received beyond the sum of its blocks' k, as a
+ * share of what it received. An upper bound: a product code needs slightly
+ * more than that minimum. */
 static void receipt_margin(struct receipt_rec *rec, const struct session *s)
 {
-	unsigned min_sym = 255;
+	uint32_t groups = s->an.block_count ? (s->an.block_count - 1) / s->an.group + 1 : 0;
+	uint64_t min_spare = 0;
 	double min_pct = 100.0;
 
-	for (uint32_t b = 0; b < s->an.block_count; b++) {
-		unsigned got = s->symcount[b], k = s->kb[b];
-		unsigned spare = got > k ? got - k : 0;
-		double pct = got ? 100.0 * spare / got : 0;
-		min_sym = spare < min_sym ? spare : min_sym;
-		min_pct = pct < min_pct ? pct : min_pct;
+	for (uint32_t g = 0; g < groups; g++) {
+		uint64_t need = 0, got = s->grecv[g];
+		for (uint32_t b = g * s->an.group; b < s->an.block_count && b < (g + 1) * s->an.group;
+		     b++)
+			need += s->kb[b];
+		uint64_t spare = got > need ? got - need : 0;
+		double pct = got ? 100.0 * (double)spare / (double)got : 0;
+		if (g == 0 || spare < min_spare)
+			min_spare = spare;
+		if (pct < min_pct)
+			min_pct = pct;
 	}
-	if (s->an.block_count == 0)
-		min_sym = 0;
-	receipt_u64(rec, "fec_margin_symbols", min_sym);
-	receipt_double(rec, "fec_margin_pct", min_pct);
+	receipt_u64(rec, "fec_margin_symbols", min_spare);
+	receipt_double(rec, "fec_margin_pct", groups ? min_pct : 0.0);
 }
 
 static void receipt_write(struct receipt_rec *rec)
@@ -192,7 +203,7 @@ static void session_free(struct receiver *r, struct session *s)
 	free(s->mf_doneb);
 	free(s->done);
 	free(s->kb);
-	free(s->symcount);
+	free(s->grecv);
 	free(s->early_hash);
 	free(s);
 }
@@ -233,7 +244,7 @@ static void session_fail(struct receiver *r, struct session *s, const char *even
 	if (s->done_count < s->an.block_count)
 		receipt_u64(rec, "symbols_missing_at_least", missing_symbols(s, &untouched));
 	receipt_u64(rec, "manifest_verified", (uint64_t)s->manifest_ok);
-	receipt_frames(rec, s);
+	receipt_frames(rec, s, 0);
 	receipt_write(rec);
 	log_warn("object %.16s... not published (%s): %s",
 		 s->manifest_ok ? s->name : "(manifest not received)", event, reason);
@@ -280,8 +291,8 @@ static int session_alloc(struct receiver *r, struct session *s)
 	s->mf_doneb = calloc(s->mf_blocks / 8 + 1, 1);
 	s->done = calloc(nb / 8 + 1, 1);
 	s->kb = calloc(nb + 1, 1);
-	s->symcount = calloc(nb + 1, 1);
-	if (!s->replay || !s->mf_buf || !s->mf_doneb || !s->done || !s->kb || !s->symcount)
+	s->grecv = calloc(nb / s->an.group + 1, sizeof(*s->grecv));
+	if (!s->grecv || !s->replay || !s->mf_buf || !s->mf_doneb || !s->done || !s->kb)
 		return -ENOMEM;
 	s->r = r;
 	s->wire_blocks = (uint32_t)proto_wire_blocks(s->an.block_count, s->an.group, s->an.parity);
@@ -639,9 +650,8 @@ static int data_symbol(struct receiver *r, struct session *s, const struct frame
 
 	if (!symbol_fits(s, h->block, sh))
 		return -EINVAL;
+	s->grecv[groupset_group_of(&s->data, h->block)]++;
 	if (h->block < s->an.block_count) {
-		if (s->symcount[h->block] < 255)
-			s->symcount[h->block]++;
 		if (bit(s->done, h->block)) {
 			s->extra++;
 			return 0;
@@ -654,8 +664,7 @@ static int data_symbol(struct receiver *r, struct session *s, const struct frame
 	}
 	switch (groupset_add(&s->data, h->block, h->symbol, sh, data)) {
 	case ADD_DUPLICATE:
-		if (h->block < s->an.block_count)
-			s->symcount[h->block]--;
+		s->grecv[g]--;
 		r->stats.duplicate++;
 		break;
 	case ADD_MISMATCH:
@@ -685,7 +694,9 @@ static void status_frame(struct session *s, const struct frame_header *h, const 
 {
 	struct status st;
 
-	if (proto_decode_status(p, &st) != PROTO_OK)
+	/* frames_sent must agree with the frame's own (authenticated)
+	 * counter: it is counter - 1 by construction. */
+	if (proto_decode_status(p, &st) != PROTO_OK || st.frames_sent != h->counter - 1)
 		return;
 	/* frames_sent counts the frames sealed before this one. */
 	if (h->counter > s->status_counter)
@@ -781,7 +792,7 @@ static void publish(struct receiver *r, struct session *s)
 	rec = receipt_begin(r->log, "published");
 	receipt_common(rec, s);
 	receipt_hex(rec, "blake2b", h, PROTO_HASH_LEN);
-	receipt_frames(rec, s);
+	receipt_frames(rec, s, 1);
 	receipt_margin(rec, s);
 	receipt_write(rec);
 	hex_encode(hex, h, PROTO_HASH_LEN);

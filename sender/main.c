@@ -94,7 +94,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	int c;
 
 	*o = (struct options){.fec = 10, .mtu = 1500, .repeat = 1, .compress = 1, .gso = 1,
-			      .progress = -1, .aead = aead_default()};
+			      .progress = -1, .aead = AEAD_INVALID /* auto, after init */};
 	while ((c = getopt_long(argc, argv, "qvh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 't':
@@ -131,8 +131,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->compress = 0;
 			break;
 		case 'a':
-			o->aead = aead_parse(optarg);
-			if (o->aead == AEAD_INVALID)
+			o->aead = strcmp(optarg, "auto") == 0 ? AEAD_INVALID : aead_parse(optarg);
+			if (o->aead == AEAD_INVALID && strcmp(optarg, "auto") != 0)
 				return bad("--aead '%s' is unknown: use auto, aes256gcm or "
 					   "xchacha20poly1305", optarg);
 			break;
@@ -240,6 +240,8 @@ int main(int argc, char **argv)
 		log_err("libsodium failed to initialise");
 		return EXIT_FAILED;
 	}
+	if (o.aead == AEAD_INVALID)
+		o.aead = aead_default(); /* needs sodium_init() for the CPU check */
 	if (parse_hostport(o.to, 0, &dst, &dlen, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		return EXIT_USAGE;

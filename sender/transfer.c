@@ -245,6 +245,8 @@ static int encode_parity(struct tctx *c, uint32_t g, unsigned nb, unsigned pass)
 		rows[b] = row(c, b);
 	for (unsigned j = 0; j < c->enc.parity; j++)
 		par[j] = row(c, GROUP + j);
+	uint64_t raw = c->enc.raw_bytes, stored = c->enc.stored_bytes;
+
 	rc = enc_outer(&c->enc, rows, nb, par);
 	if (rc < 0)
 		return rc;
@@ -257,6 +259,8 @@ static int encode_parity(struct tctx *c, uint32_t g, unsigned nb, unsigned pass)
 			return n;
 		c->nframes[nb + j] = (unsigned)n;
 	}
+	c->enc.raw_bytes = raw; /* the statistics describe the object only */
+	c->enc.stored_bytes = stored;
 	return 0;
 }
 

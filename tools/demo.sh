@@ -20,6 +20,7 @@ B="$ROOT/build"
 D="$ROOT/demo"
 rm -rf "$D/inbox" "$D/file"
 mkdir -p "$D/inbox" "$D/file"
+mkdir -p "$D/keys"
 [ -f "$D/keys/sender/sender.key" ] || "$B/sluice-keygen" sender "$D/keys/sender"
 [ -f "$D/keys/receiver/receiver.key" ] || "$B/sluice-keygen" receiver "$D/keys/receiver"
 

@@ -84,9 +84,9 @@ struct out {
 	uint8_t *owned;
 };
 
-union rx_control {
-	struct cmsghdr align;
-	char buf[CMSG_SPACE(sizeof(uint32_t))];
+/* Room for one SO_RXQ_OVFL control message, aligned as cmsg(3) requires. */
+struct rx_control {
+	_Alignas(struct cmsghdr) char buf[CMSG_SPACE(sizeof(uint32_t))];
 };
 
 struct ctx {
@@ -101,7 +101,7 @@ struct ctx {
 	uint8_t *rx_buf; /* BATCH * DGRAM_BUF */
 	struct mmsghdr rx_msg[BATCH];
 	struct iovec rx_iov[BATCH];
-	union rx_control rx_ctl[BATCH];
+	struct rx_control rx_ctl[BATCH];
 
 	struct held *hold; /* ring of hold_cap entries */
 	size_t hold_cap, hold_head, hold_n;
@@ -126,8 +126,7 @@ static void usage(FILE *f)
 	    "  --seed N              PRNG seed (default 1); same seed + same input = same fate\n"
 	    "  --drop PCT            drop each datagram with probability PCT%%\n"
 	    "  --burst-drop PCT      with probability PCT%% start a burst that drops ...\n"
-	    "  --burst-len N         ... this datagram and the next N-1 (required with "
-	    "--burst-drop)\n"
+	    "  --burst-len N         ... this one and the next N-1 (needed by --burst-drop)\n"
 	    "  --reorder PCT         hold a datagram back with probability PCT%% ...\n"
 	    "  --reorder-depth N     ... until N more have arrived, or 50 ms idle (default 8)\n"
 	    "  --duplicate PCT       send a datagram twice\n"

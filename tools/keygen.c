@@ -22,7 +22,7 @@
 
 #include <sodium.h>
 
-#include "keys.h"
+#include "common/keys.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE   2

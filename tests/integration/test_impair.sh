@@ -115,10 +115,10 @@ stop_proxy() {
 	echo "$rc" >"$tmp/$1.pxrc"
 }
 
-# run NAME HOST COUNT SIZE RATE [IMPAIR-ARGS...]: send COUNT numbered datagrams
-# of SIZE bytes at RATE per second through a fresh proxy into a fresh sink,
-# which stops after 400 ms of quiet.  Leaves NAME.{sink,px,stats,rec,rc,pxrc}.
-run() {
+# run_once NAME HOST COUNT SIZE RATE [IMPAIR-ARGS...]: send COUNT numbered
+# datagrams of SIZE bytes at RATE per second through a fresh proxy into a fresh
+# sink, which stops after 400 ms of quiet.  Leaves NAME.{sink,px,stats,rec,rc,pxrc}.
+run_once() {
 	local name=$1 host=$2 count=$3 size=$4 rate=$5 sink_pid sink_port rc=0
 	shift 5
 	timeout 60 "$blast" sink --listen "$host:0" --idle 400 --record "$tmp/$name.rec" \
@@ -127,12 +127,12 @@ run() {
 	pids+=("$sink_pid")
 	if ! sink_port=$(listen_port "$tmp/$name.sinkerr" "$sink_pid"); then
 		fail "$name: sink did not start: $(cat "$tmp/$name.sinkerr")"
-		return 0
+		return 1
 	fi
 	if ! start_proxy "$name" "$host" "$sink_port" --stats "$tmp/$name.stats" "$@"; then
 		fail "$name: proxy did not start: $(cat "$tmp/$name.pxerr")"
 		kill "$sink_pid" 2>/dev/null || true
-		return 0
+		return 1
 	fi
 	timeout 60 "$blast" send --to "$host:$px_port" --count "$count" --size "$size" \
 		--rate "$rate" >"$tmp/$name.sent" 2>&1 || rc=$?
@@ -143,10 +143,31 @@ run() {
 	echo "     $name: sink: $(cat "$tmp/$name.sink"); proxy: $(tr '\n' ' ' <"$tmp/$name.px")"
 }
 
+# run: run_once, but if the kernel dropped datagrams on the proxy's or the
+# sink's socket (a busy machine, not a proxy bug, and it would make the counts
+# meaningless), try again at half the rate, three tries in all.
+run() {
+	local name=$1 host=$2 count=$3 size=$4 rate=$5 try
+	shift 5
+	for try in 1 2 3; do
+		run_once "$name" "$host" "$count" "$size" "$rate" "$@" || return 0
+		if (($(px "$name" kernel_dropped) <= 0 && $(sk "$name" kernel_dropped) <= 0)); then
+			return 0
+		fi
+		echo "     $name: try $try: the kernel dropped datagrams; again at half the rate"
+		rate=$((rate > 1 ? rate / 2 : 1))
+	done
+}
+
 # ran_ok NAME: sender and sink succeeded and the proxy exited 0 on SIGTERM.
 ran_ok() {
-	[[ $(cat "$tmp/$1.rc" 2>/dev/null) == 0 && $(cat "$tmp/$1.pxrc" 2>/dev/null) == 0 ]]
+	local name
+	for name; do
+		[[ $(cat "$tmp/$name.rc" 2>/dev/null) == 0 ]] || return 1
+		[[ $(cat "$tmp/$name.pxrc" 2>/dev/null) == 0 ]] || return 1
+	done
 }
+differs() { ! cmp -s "$1" "$2"; }
 
 N=20000
 RATE=40000
@@ -172,7 +193,7 @@ run drop7a $L4 $N 512 $RATE --drop 10 --seed 7
 run drop7b $L4 $N 512 $RATE --drop 10 --seed 7
 run drop8 $L4 $N 512 $RATE --drop 10 --seed 8
 d7=$(px drop7a dropped)
-check "drop: all runs exit cleanly" eval 'ran_ok drop7a && ran_ok drop7b && ran_ok drop8'
+check "drop: all runs exit cleanly" ran_ok drop7a drop7b drop8
 expect "drop 10%: dropped $d7 of $N is within 1700..2300" "$d7 >= 1700 && $d7 <= 2300"
 expect "drop 10% seed 7: same count twice" "$(px drop7b dropped) == $d7"
 expect "drop 10% seed 7: sink got exactly the rest" \
@@ -180,7 +201,7 @@ expect "drop 10% seed 7: sink got exactly the rest" \
 check "drop 10% seed 7: the same datagrams survive both runs" \
 	cmp -s "$tmp/drop7a.rec" "$tmp/drop7b.rec"
 check "drop 10% seed 8: a different seed drops different datagrams" \
-	eval '! cmp -s "$tmp/drop7a.rec" "$tmp/drop8.rec"'
+	differs "$tmp/drop7a.rec" "$tmp/drop8.rec"
 expect "drop: forwarded + dropped == received" \
 	"$(px drop7a forwarded) + $d7 == $(px drop7a received)"
 
@@ -244,7 +265,7 @@ expect "reorder 100% of 5 (depth 8): the idle flush delivers all 5" \
 	"$(sk idle distinct) == 5 && $(px idle reordered) == 5"
 
 # --- jumbo datagrams and IPv6 -----------------------------------------------------------
-run jumbo $L4 300 65000 3000 --duplicate 10 --seed 9
+run jumbo $L4 300 65000 500 --duplicate 10 --seed 9
 expect "jumbo 65000-byte datagrams: all arrive intact" \
 	"$(sk jumbo distinct) == 300 && $(sk jumbo corrupted) == 0 && $(sk jumbo truncated) == 0"
 

@@ -38,6 +38,7 @@ check() { # check DESCRIPTION COMMAND...
 PORT=$((20000 + RANDOM % 20000))
 next_port() { PORT=$((PORT + 1)); echo "$PORT"; }
 
+mkdir -p "$T/keys"
 "$B/sluice-keygen" sender "$T/keys/sender" >/dev/null
 "$B/sluice-keygen" receiver "$T/keys/receiver" >/dev/null
 "$B/sluice-keygen" sender "$T/keys/intruder" >/dev/null
@@ -114,7 +115,7 @@ check "published file mode is the receiver's (0644)" \
 	test "$(stat -c %a "$T/loss5/inbox/big.bin" 2>/dev/null)" = 644
 check "receipt says published, with loss and repairs" \
 	bash -c "grep '\"event\":\"published\"' '$T/loss5/inbox/.sluice/receipts.jsonl' |
-		grep -q '\"symbols_repaired\":[1-9]'"
+		grep -q '\"frames_repaired\":[1-9]'"
 check "receipt records the blake2b-256 of the file" \
 	grep -q "$(b2sum -l 256 "$T/big.bin" | cut -c1-64)" "$T/loss5/inbox/.sluice/receipts.jsonl"
 check "staging is empty after publication" \

@@ -4,6 +4,12 @@
  *   send: number → fill → sendmmsg (paced to --rate)        prints sent=N
  *   sink: recvmmsg → classify → count / record → idle stop   prints received=N distinct=M ...
  *
+ * The sink prints one line, "received=N distinct=M corrupted=C onebit=B
+ * truncated=T duplicates=D out_of_order=O kernel_dropped=K": corrupted counts
+ * full-length datagrams whose bytes differ (onebit of them by exactly one bit),
+ * truncated those shorter than sent, and distinct, duplicates and out_of_order
+ * count intact datagrams only.
+ *
  * Each datagram is self-checking, so the sink can tell intact, corrupted and
  * truncated datagrams apart without knowing what was sent (little-endian):
  *
@@ -257,8 +263,7 @@ static void send_all(int fd, struct mmsghdr *msgs, unsigned n)
 }
 
 /* Pace by sending however many datagrams are due by now, up to BATCH at once. */
-static void blast(int fd, const struct sockaddr_storage *ss, socklen_t len,
-                  const struct send_opts *o)
+static void blast(int fd, struct sockaddr_storage *ss, socklen_t len, const struct send_opts *o)
 {
 	static struct mmsghdr msgs[BATCH];
 	static struct iovec iov[BATCH];
@@ -284,7 +289,7 @@ static void blast(int fd, const struct sockaddr_storage *ss, socklen_t len,
 		for (unsigned i = 0; i < n; i++) {
 			iov[i] = (struct iovec){bufs + i * o->size, o->size};
 			fill(iov[i].iov_base, sent + i, o->size);
-			msgs[i] = (struct mmsghdr){.msg_hdr = {.msg_name = (void *)ss,
+			msgs[i] = (struct mmsghdr){.msg_hdr = {.msg_name = ss,
 			                                       .msg_namelen = len,
 			                                       .msg_iov = &iov[i],
 			                                       .msg_iovlen = 1}};
@@ -336,6 +341,7 @@ static int cmd_send(int argc, char **argv)
 
 struct tally {
 	uint64_t received, distinct, corrupted, onebit, truncated, duplicates, out_of_order;
+	uint64_t kernel_dropped; /* by the kernel on our socket, as SO_RXQ_OVFL reports it */
 	uint64_t max_seq;
 	bool any;
 	uint8_t *seen; /* MAX_SEQ bits, allocated lazily by calloc */
@@ -389,11 +395,41 @@ static void announce(int fd)
 		fprintf(stderr, "%s: listening on %s:%s\n", prog, host, serv);
 }
 
+/* Room for one SO_RXQ_OVFL control message, aligned as cmsg(3) requires. */
+struct rx_control {
+	_Alignas(struct cmsghdr) char buf[CMSG_SPACE(sizeof(uint32_t))];
+};
+
+static void arm_rx(struct mmsghdr *msgs, struct iovec *iov, struct rx_control *ctl, uint8_t *bufs)
+{
+	for (int i = 0; i < BATCH; i++) {
+		iov[i] = (struct iovec){bufs + (size_t)i * DGRAM_BUF, DGRAM_BUF};
+		msgs[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i],
+		                                       .msg_iovlen = 1,
+		                                       .msg_control = ctl[i].buf,
+		                                       .msg_controllen = sizeof ctl[i]}};
+	}
+}
+
+/* The test retries a run the kernel dropped datagrams in, so report them. */
+static void note_kernel_drops(struct tally *t, struct msghdr *mh)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL) {
+			uint32_t drops;
+
+			memcpy(&drops, CMSG_DATA(cm), sizeof drops);
+			t->kernel_dropped = drops;
+		}
+	}
+}
+
 /* Receive until idle_ms of quiet after the first datagram (wait_ms before it). */
 static void drain(int fd, struct tally *t, int idle_ms, int wait_ms)
 {
 	static struct mmsghdr msgs[BATCH];
 	static struct iovec iov[BATCH];
+	static struct rx_control ctl[BATCH];
 	uint8_t *bufs = malloc((size_t)BATCH * DGRAM_BUF);
 	struct pollfd pfd = {.fd = fd, .events = POLLIN};
 	double last = now_s();
@@ -409,16 +445,14 @@ static void drain(int fd, struct tally *t, int idle_ms, int wait_ms)
 			break;
 		if (poll(&pfd, 1, left > 100 ? 100 : left) <= 0)
 			continue;
-		for (int i = 0; i < BATCH; i++) {
-			iov[i] = (struct iovec){bufs + (size_t)i * DGRAM_BUF, DGRAM_BUF};
-			msgs[i] =
-			    (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i], .msg_iovlen = 1}};
-		}
+		arm_rx(msgs, iov, ctl, bufs);
 		n = recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, NULL);
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
 			die("cannot receive: %s", strerror(errno));
-		for (int i = 0; i < n; i++)
+		for (int i = 0; i < n; i++) {
+			note_kernel_drops(t, &msgs[i].msg_hdr);
 			count(t, iov[i].iov_base, msgs[i].msg_len);
+		}
 		if (n > 0)
 			last = now_s();
 	}
@@ -433,7 +467,7 @@ static int cmd_sink(int argc, char **argv)
 	                                   {"record", required_argument, NULL, 'r'},
 	                                   {NULL, 0, NULL, 0}};
 	const char *listen = NULL, *record = NULL;
-	int idle = 500, wait = 10000, opt, fd, bytes = SOCK_BUF;
+	int idle = 500, wait = 10000, opt, fd, bytes = SOCK_BUF, one = 1;
 	struct tally t = {0};
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -466,6 +500,7 @@ static int cmd_sink(int argc, char **argv)
 		die("cannot create a UDP socket: %s", strerror(errno));
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) < 0)
 		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+	(void)setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0)
 		die("cannot listen on %s: %s", listen, strerror(errno));
 	announce(fd);
@@ -473,9 +508,10 @@ static int cmd_sink(int argc, char **argv)
 	if (t.record && fclose(t.record) != 0)
 		die("cannot write %s: %s", record, strerror(errno));
 	printf("received=%" PRIu64 " distinct=%" PRIu64 " corrupted=%" PRIu64 " onebit=%" PRIu64
-	       " truncated=%" PRIu64 " duplicates=%" PRIu64 " out_of_order=%" PRIu64 "\n",
+	       " truncated=%" PRIu64 " duplicates=%" PRIu64 " out_of_order=%" PRIu64
+	       " kernel_dropped=%" PRIu64 "\n",
 	       t.received, t.distinct, t.corrupted, t.onebit, t.truncated, t.duplicates,
-	       t.out_of_order);
+	       t.out_of_order, t.kernel_dropped);
 	free(t.seen);
 	close(fd);
 	return 0;

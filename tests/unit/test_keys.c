@@ -21,7 +21,7 @@
 
 #include <sodium.h>
 
-#include "keys.h"
+#include "common/keys.h"
 
 static const enum key_kind all_kinds[] = {
     KEY_SIGN_SECRET, KEY_SIGN_PUBLIC, KEY_BOX_SECRET,

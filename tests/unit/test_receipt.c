@@ -1,0 +1,621 @@
+/* SPDX-License-Identifier: MIT */
+/* Receipt log: escaping of hostile strings, the hash chain across records,
+ * reopen and crash recovery ("log-damaged"), size limits, two threads
+ * logging at once, and the strict line parser against malformed lines. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "receiver/receipt.h"
+
+static char dir[64];
+static char path[128];
+
+static int setup(void **state)
+{
+	(void)state;
+	if (sodium_init() < 0)
+		return -1;
+	snprintf(dir, sizeof(dir), "/tmp/test_receipt.XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(path, sizeof(path), "%s/receipts.jsonl", dir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	unlink(path);
+	rmdir(dir);
+	return 0;
+}
+
+/* ---- reading the log back independently --------------------------------- */
+
+struct line {
+	const char *p;
+	size_t len;
+	size_t off; /* byte offset in the file */
+};
+
+struct logfile {
+	char *data;
+	size_t size;
+	struct line lines[1024];
+	size_t count;
+};
+
+static void load(struct logfile *lf)
+{
+	struct stat sb;
+	int fd = open(path, O_RDONLY);
+	size_t start = 0;
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &sb), 0);
+	lf->size = (size_t)sb.st_size;
+	lf->data = malloc(lf->size + 1);
+	assert_non_null(lf->data);
+	assert_int_equal(read(fd, lf->data, lf->size), (ssize_t)lf->size);
+	close(fd);
+	lf->count = 0;
+	for (size_t i = 0; i < lf->size; i++) {
+		if (lf->data[i] != '\n')
+			continue;
+		assert_true(lf->count < 1024);
+		lf->lines[lf->count++] = (struct line){lf->data + start, i - start, start};
+		start = i + 1;
+	}
+	assert_int_equal(start, lf->size); /* the file ends with a newline */
+}
+
+static void hash_line(const struct line *l, uint8_t out[32])
+{
+	crypto_generichash(out, 32, (const uint8_t *)l->p, l->len, NULL, 0);
+}
+
+/* Lines [from, to) are good: pure printable ASCII, parse, n counts up from
+ * first_n, and each prev is the hash of the line before (or want_prev). */
+static void check_chain(const struct logfile *lf, size_t from, size_t to, uint64_t first_n,
+			const uint8_t want_prev[32])
+{
+	uint8_t expect[32], prev[32];
+
+	memcpy(expect, want_prev, 32);
+	for (size_t i = from; i < to; i++) {
+		const struct line *l = &lf->lines[i];
+		char event[64];
+		uint64_t n;
+
+		for (size_t k = 0; k < l->len; k++)
+			assert_true(l->p[k] >= 0x20 && l->p[k] <= 0x7e);
+		assert_int_equal(receipt_parse_line(l->p, l->len, &n, event, sizeof(event), prev),
+				 0);
+		assert_int_equal(n, first_n + (i - from));
+		assert_memory_equal(prev, expect, 32);
+		hash_line(l, expect);
+	}
+}
+
+static bool contains(const struct line *l, const char *s)
+{
+	return memmem(l->p, l->len, s, strlen(s)) != NULL;
+}
+
+static const uint8_t zeros[32];
+
+/* ---- tests -------------------------------------------------------------- */
+
+static void append_tricky(struct receipt_log *log)
+{
+	uint8_t all[256], h[32];
+	struct receipt_rec *r;
+
+	for (int i = 0; i < 256; i++)
+		all[i] = (uint8_t)i;
+	r = receipt_begin(log, "start");
+	assert_int_equal(receipt_commit(r), 0);
+
+	r = receipt_begin(log, "published");
+	receipt_str(r, "q", "say \"hi\"\\ back\nnext\tline\r\x01\x1f\x7f");
+	receipt_strn(r, "name", (const uint8_t *)"a\0b\x80\xff\"", 6);
+	receipt_u64(r, "size", UINT64_MAX);
+	memset(h, 0xab, sizeof(h));
+	receipt_hex(r, "blake2b", h, 4);
+	receipt_double(r, "fec_margin_pct", 12.5);
+	receipt_double(r, "nan", 0.0 / 0.0);
+	receipt_str(r, "none", NULL);
+	assert_int_equal(receipt_commit(r), 0);
+
+	r = receipt_begin(log, "rejected \"odd\"\n");
+	receipt_strn(r, "all", all, sizeof(all));
+	receipt_strn(r, "empty", all, 0);
+	assert_int_equal(receipt_commit(r), 0);
+
+	r = receipt_begin(log, "stop");
+	receipt_str(r, "reason", "");
+	assert_int_equal(receipt_commit(r), 0);
+}
+
+static void test_chain(void **state)
+{
+	struct receipt_log *log;
+	struct logfile lf;
+	char err[256], event[64];
+	uint8_t head[32], h[32];
+	uint64_t n;
+	struct stat sb;
+
+	(void)state;
+	assert_int_equal(receipt_open(&log, path, err, sizeof(err)), 0);
+	receipt_head(log, &n, head);
+	assert_int_equal(n, 0);
+	assert_memory_equal(head, zeros, 32);
+	append_tricky(log);
+	receipt_head(log, &n, head);
+	receipt_close(log);
+
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0077 & ~0040, 0); /* 0640 at most */
+	load(&lf);
+	assert_int_equal(lf.count, 4);
+	check_chain(&lf, 0, 4, 1, zeros);
+	assert_int_equal(n, 4);
+	hash_line(&lf.lines[3], h);
+	assert_memory_equal(head, h, 32);
+
+	/* the escaping, byte for byte */
+	assert_true(contains(&lf.lines[1], "\"q\":\"say \\\"hi\\\"\\\\ back\\u000anext\\u0009"
+					   "line\\u000d\\u0001\\u001f\\u007f\""));
+	assert_true(contains(&lf.lines[1], "\"name\":\"a\\u0000b\\u0080\\u00ff\\\"\""));
+	assert_true(contains(&lf.lines[1], "\"size\":18446744073709551615,"));
+	assert_true(contains(&lf.lines[1], "\"blake2b\":\"abababab\","));
+	assert_true(contains(&lf.lines[1], "\"fec_margin_pct\":12.5000,"));
+	assert_true(contains(&lf.lines[1], "\"nan\":null,\"none\":null,\"prev\":\""));
+	assert_true(contains(&lf.lines[2], "\"empty\":\"\","));
+	assert_true(contains(&lf.lines[2], "\\u00fe\\u00ff\""));
+	/* field order is insertion order, between event and prev */
+	assert_true(strstr(lf.lines[1].p, "\"q\":") < strstr(lf.lines[1].p, "\"name\":"));
+	assert_true(strstr(lf.lines[1].p, "\"name\":") < strstr(lf.lines[1].p, "\"size\":"));
+	assert_int_equal(memcmp(lf.lines[1].p, "{\"n\":2,\"time\":\"", 15), 0);
+
+	/* the event round-trips through the parser */
+	assert_int_equal(receipt_parse_line(lf.lines[2].p, lf.lines[2].len, &n, event,
+					    sizeof(event), h),
+			 0);
+	assert_string_equal(event, "rejected \"odd\"\n");
+	free(lf.data);
+}
+
+static void test_reopen(void **state)
+{
+	struct receipt_log *log;
+	struct logfile lf;
+	char err[256];
+	uint8_t head[32], h[32];
+	uint64_t n;
+
+	(void)state;
+	assert_int_equal(receipt_open(&log, path, err, sizeof(err)), 0);
+	append_tricky(log);
+	receipt_close(log);
+
+	assert_int_equal(receipt_open(&log, path, err, sizeof(err)), 0);
+	receipt_head(log, &n, head);
+	assert_int_equal(n, 4);
+	assert_int_equal(receipt_commit(receipt_begin(log, "start")), 0);
+	assert_int_equal(receipt_commit(receipt_begin(log, "stop")), 0);
+	receipt_close(log);
+
+	load(&lf);
+	assert_int_equal(lf.count, 6);
+	check_chain(&lf, 0, 6, 1, zeros);
+	hash_line(&lf.lines[3], h);
+	assert_memory_equal(head, h, 32);
+	free(lf.data);
+}
+
+static void test_second_writer_refused(void **state)
+{
+	struct receipt_log *a, *b;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(receipt_open(&a, path, err, sizeof(err)), 0);
+	assert_int_equal(receipt_open(&b, path, err, sizeof(err)), -EBUSY);
+	assert_null(b);
+	receipt_close(a);
+	assert_int_equal(receipt_open(&b, path, err, sizeof(err)), 0);
+	receipt_close(b);
+}
+
+static void test_symlink_refused(void **state)
+{
+	struct receipt_log *log;
+	char err[256], link[160];
+
+	(void)state;
+	snprintf(link, sizeof(link), "%s/link.jsonl", dir);
+	assert_int_equal(symlink(path, link), 0);
+	assert_int_equal(receipt_open(&log, link, err, sizeof(err)), -ELOOP);
+	assert_non_null(strstr(err, "symbolic link"));
+	unlink(link);
+}
+
+static void append_raw(const char *s, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_APPEND);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, s, len), (ssize_t)len);
+	close(fd);
+}
+
+/* A crash mid-write leaves a line without its newline (the worst case: the
+ * whole record but the newline, which parses). Reopen must not rewrite it,
+ * and the next record must say where the damage is. */
+static void crash_case(const char *tail, size_t taillen, size_t extra_good)
+{
+	struct receipt_log *log;
+	struct logfile lf;
+	char err[256], event[64], want[96];
+	uint8_t h[32];
+	uint64_t n;
+	size_t dmg, damage_off;
+
+	assert_int_equal(receipt_open(&log, path, err, sizeof(err)), 0);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(receipt_commit(receipt_begin(log, "start")), 0);
+	receipt_close(log);
+	load(&lf);
+	damage_off = lf.size;
+	free(lf.data);
+	append_raw(tail, taillen);
+
+	assert_int_equal(receipt_open(&log, path, err, sizeof(err)), 0);
+	receipt_head(log, &n, h);
+	assert_int_equal(n, 3);
+	assert_int_equal(receipt_commit(receipt_begin(log, "published")), 0);
+	receipt_close(log);
+
+	load(&lf);
+	/* 3 good lines, the damage (one or more lines), log-damaged, published */
+	dmg = 3 + extra_good + 1;
+	assert_int_equal(lf.count, dmg + 2);
+	assert_int_equal(memcmp(lf.data + damage_off, tail, taillen), 0); /* history kept */
+	check_chain(&lf, 0, 3, 1, zeros);
+	hash_line(&lf.lines[2], h);
+	check_chain(&lf, dmg, dmg + 2, 4, h); /* chained to the last good line */
+	assert_int_equal(receipt_parse_line(lf.lines[dmg].p, lf.lines[dmg].len, &n, event,
+					    sizeof(event), h),
+			 0);
+	assert_string_equal(event, "log-damaged");
+	snprintf(want, sizeof(want), "\"offset\":%zu,\"bytes\":%zu,", damage_off,
+		 lf.lines[dmg].off - damage_off);
+	assert_true(contains(&lf.lines[dmg], want));
+	free(lf.data);
+
+	/* once reported, the damage is not reported again */
+	assert_int_equal(receipt_open(&log, path, err, sizeof(err)), 0);
+	assert_int_equal(receipt_commit(receipt_begin(log, "stop")), 0);
+	receipt_close(log);
+	load(&lf);
+	assert_int_equal(lf.count, dmg + 3);
+	hash_line(&lf.lines[2], h);
+	check_chain(&lf, dmg, dmg + 3, 4, h);
+	free(lf.data);
+}
+
+static void test_crash_partial(void **state)
+{
+	static const char tail[] = "{\"n\":4,\"time\":\"2026-11-23T09:1";
+
+	(void)state;
+	crash_case(tail, sizeof(tail) - 1, 0);
+}
+
+static void test_crash_all_but_newline(void **state)
+{
+	/* parses, but without its newline it was never committed */
+	char tail[200];
+	int len = snprintf(tail, sizeof(tail),
+			   "{\"n\":4,\"time\":\"2026-11-23T09:14:02.137Z\",\"event\":\"x\","
+			   "\"prev\":\"%064d\"}",
+			   0);
+
+	(void)state;
+	crash_case(tail, (size_t)len, 0);
+}
+
+static void test_garbage_lines(void **state)
+{
+	static const char tail[] = "garbage\n\n{\"n\":5}\n";
+
+	(void)state;
+	/* three complete lines that do not parse: the damage spans all of them */
+	crash_case(tail, sizeof(tail) - 1, 2);
+}
+
+static void test_all_damaged(void **state)
+{
+	struct receipt_log *log;
+	struct logfile lf;
+	char err[256];
+	uint64_t n;
+
+	(void)state;
+	append_raw("junk", 4);
+	assert_int_equal(receipt_open(&log, path, err, sizeof(err)), 0);
+	assert_int_equal(receipt_commit(receipt_begin(log, "start")), 0);
+	receipt_close(log);
+	load(&lf);
+	assert_int_equal(lf.count, 3);
+	check_chain(&lf, 1, 3, 1, zeros);
+	assert_true(contains(&lf.lines[1], "\"event\":\"log-damaged\",\"offset\":0,\"bytes\":5,"));
+	assert_int_equal(receipt_parse_line(lf.lines[0].p, lf.lines[0].len, &n, NULL, 0, NULL),
+			 -EINVAL);
+	free(lf.data);
+}
+
+static void test_limits(void **state)
+{
+	struct receipt_log *log;
+	struct receipt_rec *r;
+	struct logfile lf;
+	char err[256];
+	uint8_t *big = malloc(RECEIPT_LINE_MAX);
+	uint64_t n;
+
+	(void)state;
+	assert_non_null(big);
+	assert_int_equal(receipt_open(&log, path, err, sizeof(err)), 0);
+
+	/* 11 KiB of bytes that each escape to 6: over the cap, refused whole */
+	memset(big, 0x01, RECEIPT_LINE_MAX);
+	r = receipt_begin(log, "published");
+	receipt_strn(r, "name", big, 11 * 1024);
+	receipt_u64(r, "size", 1);
+	assert_int_equal(receipt_commit(r), -E2BIG);
+
+	/* plain bytes that fit field-wise but not with the envelope */
+	memset(big, 'a', RECEIPT_LINE_MAX);
+	r = receipt_begin(log, "published");
+	receipt_strn(r, "name", big, RECEIPT_LINE_MAX - 40);
+	assert_int_equal(receipt_commit(r), -E2BIG);
+
+	/* 60 KiB of plain bytes fits, though its worst case would not */
+	r = receipt_begin(log, "published");
+	receipt_strn(r, "name", big, 60 * 1024);
+	assert_int_equal(receipt_commit(r), 0);
+
+	/* reserved keys would make the line ambiguous */
+	r = receipt_begin(log, "published");
+	receipt_str(r, "prev", "x");
+	assert_int_equal(receipt_commit(r), -EINVAL);
+	r = receipt_begin(log, "published");
+	receipt_u64(r, "n", 1);
+	assert_int_equal(receipt_commit(r), -EINVAL);
+
+	assert_int_equal(receipt_commit(NULL), -ENOMEM);
+	receipt_u64(NULL, "x", 1); /* adders tolerate a failed begin */
+	assert_null(receipt_begin(NULL, "x"));
+
+	assert_int_equal(receipt_commit(receipt_begin(log, "stop")), 0);
+	receipt_head(log, &n, NULL);
+	assert_int_equal(n, 2); /* failures did not advance n */
+	receipt_close(log);
+	load(&lf);
+	assert_int_equal(lf.count, 2);
+	assert_true(lf.lines[0].len < RECEIPT_LINE_MAX);
+	check_chain(&lf, 0, 2, 1, zeros);
+	free(lf.data);
+	free(big);
+}
+
+#define PER_THREAD 100
+
+static void *logger(void *arg)
+{
+	struct receipt_log *log = arg;
+
+	for (int i = 0; i < PER_THREAD; i++) {
+		struct receipt_rec *r = receipt_begin(log, "duplicate");
+
+		receipt_u64(r, "i", (uint64_t)i);
+		receipt_strn(r, "name", (const uint8_t *)"x\ny", 3);
+		if (receipt_commit(r) != 0)
+			return (void *)1;
+	}
+	return NULL;
+}
+
+static void test_threads(void **state)
+{
+	struct receipt_log *log;
+	struct logfile lf;
+	pthread_t t[2];
+	char err[256];
+	void *ret;
+
+	(void)state;
+	assert_int_equal(receipt_open(&log, path, err, sizeof(err)), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, logger, log), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pthread_join(t[i], &ret), 0);
+		assert_null(ret);
+	}
+	receipt_close(log);
+	load(&lf);
+	assert_int_equal(lf.count, 2 * PER_THREAD);
+	check_chain(&lf, 0, lf.count, 1, zeros);
+	free(lf.data);
+}
+
+/* ---- parser ------------------------------------------------------------- */
+
+#define T "\"time\":\"2026-11-23T09:14:02.137Z\""
+#define P "\"prev\":\"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\""
+
+static void test_parse_accepts(void **state)
+{
+	static const char *good[] = {
+		"{\"n\":1," T ",\"event\":\"start\"," P "}",
+		"{\"n\":0," T ",\"event\":\"\"," P "}",
+		"{\"n\":18446744073709551615," T ",\"event\":\"a\\u00ffb\\n\\/\"," P "}",
+		"{\"n\":7," T ",\"event\":\"x\",\"a\":-0.5e+3,\"b\":true,\"c\":null,\"d\":\"\\u0000\","
+		"\"\\u0070rev2\":0,\"e\":false," P "}",
+	};
+	uint8_t prev[32];
+	char event[16];
+	uint64_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_int_equal(receipt_parse_line(good[i], strlen(good[i]), &n, event,
+						    sizeof(event), prev),
+				 0);
+	assert_int_equal(receipt_parse_line(good[0], strlen(good[0]), &n, event, sizeof(event),
+					    prev),
+			 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(event, "start");
+	assert_int_equal(prev[0], 0x00);
+	assert_int_equal(prev[5], 0x55);
+	assert_int_equal(prev[31], 0xff);
+	assert_int_equal(receipt_parse_line(good[2], strlen(good[2]), &n, event, sizeof(event),
+					    prev),
+			 0);
+	assert_int_equal(n, UINT64_MAX);
+	assert_string_equal(event, "a\xff"
+				   "b\n/");
+}
+
+static void test_parse_rejects(void **state)
+{
+	static const char *bad[] = {
+		"",
+		"{}",
+		/* missing prev */
+		"{\"n\":1," T ",\"event\":\"start\"}",
+		"{\"n\":1," T ",\"event\":\"start\",\"size\":3}",
+		/* bad hex: non-hex, upper case, short, long */
+		"{\"n\":1," T ",\"event\":\"x\",\"prev\":\"0g112233445566778899aabbccddeeff00112233445566"
+		"778899aabbccddeeff\"}",
+		"{\"n\":1," T ",\"event\":\"x\",\"prev\":\"00112233445566778899AABBCCDDEEFF00112233445566"
+		"778899aabbccddeeff\"}",
+		"{\"n\":1," T ",\"event\":\"x\",\"prev\":\"00112233445566778899aabbccddeeff00112233445566"
+		"778899aabbccddeef\"}",
+		"{\"n\":1," T ",\"event\":\"x\",\"prev\":\"00112233445566778899aabbccddeeff00112233445566"
+		"778899aabbccddeeff0\"}",
+		"{\"n\":1," T ",\"event\":\"x\",\"prev\":0}",
+		/* wrong key order */
+		"{" T ",\"n\":1,\"event\":\"x\"," P "}",
+		"{\"n\":1,\"event\":\"x\"," T "," P "}",
+		"{\"event\":\"x\",\"n\":1," T "," P "}",
+		/* prev not last, or twice; reserved keys repeated */
+		"{\"n\":1," T ",\"event\":\"x\"," P ",\"a\":1}",
+		"{\"n\":1," T ",\"event\":\"x\"," P "," P "}",
+		"{\"n\":1," T ",\"event\":\"x\",\"n\":2," P "}",
+		"{\"n\":1," T ",\"event\":\"x\",\"\\u0065vent\":\"y\"," P "}",
+		/* n */
+		"{\"n\":01," T ",\"event\":\"x\"," P "}",
+		"{\"n\":-1," T ",\"event\":\"x\"," P "}",
+		"{\"n\":18446744073709551616," T ",\"event\":\"x\"," P "}",
+		"{\"n\":\"1\"," T ",\"event\":\"x\"," P "}",
+		"{\"n\":1.0," T ",\"event\":\"x\"," P "}",
+		/* time */
+		"{\"n\":1,\"time\":\"2026-11-23 09:14:02.137Z\",\"event\":\"x\"," P "}",
+		"{\"n\":1,\"time\":\"2026-11-23T09:14:02Z\",\"event\":\"x\"," P "}",
+		/* strings and values */
+		"{\"n\":1," T ",\"event\":\"a\nb\"," P "}",
+		"{\"n\":1," T ",\"event\":\"\xc3\xa9\"," P "}",
+		"{\"n\":1," T ",\"event\":\"\\x\"," P "}",
+		"{\"n\":1," T ",\"event\":\"\\u00g0\"," P "}",
+		"{\"n\":1," T ",\"event\":\"\\u0000\"," P "}",
+		"{\"n\":1," T ",\"event\":\"\\u0100\"," P "}",
+		"{\"n\":1," T ",\"event\":\"x\",\"a\":{}," P "}",
+		"{\"n\":1," T ",\"event\":\"x\",\"a\":[1]," P "}",
+		"{\"n\":1," T ",\"event\":\"x\",\"a\":01," P "}",
+		"{\"n\":1," T ",\"event\":\"x\",\"a\":1.," P "}",
+		"{\"n\":1," T ",\"event\":\"x\",\"a\":tru," P "}",
+		"{\"n\":1," T ",\"event\":\"x\",\"a\"," P "}",
+		"{\"n\":1," T ",\"event\":\"x\",," P "}",
+		/* whitespace and trailing bytes */
+		"{\"n\": 1," T ",\"event\":\"x\"," P "}",
+		"{\"n\":1," T ",\"event\":\"x\"," P "} ",
+		"{\"n\":1," T ",\"event\":\"x\"," P "}\n",
+		"{\"n\":1," T ",\"event\":\"x\"," P "}}",
+		/* event longer than the caller's buffer */
+		"{\"n\":1," T ",\"event\":\"0123456789abcdef\"," P "}",
+	};
+	static const char good[] = "{\"n\":1," T ",\"event\":\"x\",\"a\":\"b\"," P "}";
+	char event[16];
+	char nul[sizeof(good)];
+	uint8_t prev[32];
+	uint64_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (receipt_parse_line(bad[i], strlen(bad[i]), &n, event, sizeof(event), prev) !=
+		    -EINVAL)
+			fail_msg("accepted bad line %zu: %s", i, bad[i]);
+	}
+	/* every truncation of a good line, each in a buffer of exactly that size */
+	assert_int_equal(receipt_parse_line(good, sizeof(good) - 1, &n, event, sizeof(event),
+					    prev),
+			 0);
+	for (size_t len = 0; len < sizeof(good) - 1; len++) {
+		char *cut = malloc(len ? len : 1);
+
+		assert_non_null(cut);
+		memcpy(cut, good, len);
+		assert_int_equal(receipt_parse_line(cut, len, &n, event, sizeof(event), prev),
+				 -EINVAL);
+		free(cut);
+	}
+	/* a NUL anywhere in the line */
+	for (size_t i = 0; i < sizeof(good) - 1; i++) {
+		memcpy(nul, good, sizeof(good));
+		nul[i] = '\0';
+		assert_int_equal(receipt_parse_line(nul, sizeof(good) - 1, &n, event,
+						    sizeof(event), prev),
+				 -EINVAL);
+	}
+	assert_int_equal(receipt_parse_line(NULL, 0, &n, event, sizeof(event), prev), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_second_writer_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_symlink_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_partial, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_all_but_newline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_garbage_lines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_all_damaged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+		cmocka_unit_test(test_parse_accepts),
+		cmocka_unit_test(test_parse_rejects),
+	};
+
+	alarm(120); /* a hung test fails instead of blocking CI */
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
