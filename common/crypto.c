@@ -100,14 +100,11 @@ int aead_seal_frame(struct aead_ctx *c, uint8_t *frame, size_t len)
 	ptlen = len - PROTO_HEADER_LEN - PROTO_TAG_LEN;
 	make_nonce(nonce, frame, c->alg);
 	if (c->alg == AEAD_AES256GCM)
-		crypto_aead_aes256gcm_encrypt_detached_afternm(pt, pt + ptlen, NULL, pt, ptlen,
-							       frame, PROTO_HEADER_LEN, NULL,
-							       nonce, &c->aes);
+		crypto_aead_aes256gcm_encrypt_detached_afternm(
+		    pt, pt + ptlen, NULL, pt, ptlen, frame, PROTO_HEADER_LEN, NULL, nonce, &c->aes);
 	else
-		crypto_aead_xchacha20poly1305_ietf_encrypt_detached(pt, pt + ptlen, NULL, pt,
-								    ptlen, frame,
-								    PROTO_HEADER_LEN, NULL,
-								    nonce, c->key);
+		crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
+		    pt, pt + ptlen, NULL, pt, ptlen, frame, PROTO_HEADER_LEN, NULL, nonce, c->key);
 	return 0;
 }
 
@@ -124,10 +121,10 @@ int aead_open_frame(struct aead_ctx *c, uint8_t *frame, size_t len)
 	make_nonce(nonce, frame, c->alg);
 	if (c->alg == AEAD_AES256GCM)
 		rc = crypto_aead_aes256gcm_decrypt_detached_afternm(
-			ct, NULL, ct, ctlen, ct + ctlen, frame, PROTO_HEADER_LEN, nonce, &c->aes);
+		    ct, NULL, ct, ctlen, ct + ctlen, frame, PROTO_HEADER_LEN, nonce, &c->aes);
 	else
 		rc = crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
-			ct, NULL, ct, ctlen, ct + ctlen, frame, PROTO_HEADER_LEN, nonce, c->key);
+		    ct, NULL, ct, ctlen, ct + ctlen, frame, PROTO_HEADER_LEN, nonce, c->key);
 	return rc == 0 ? 0 : -EBADMSG;
 }
 
@@ -156,7 +153,7 @@ void object_id_compute(const struct manifest *m, uint8_t out[static PROTO_HASH_L
 		crypto_generichash_update(&st, m->entries, m->entries_len);
 	if (m->block_count)
 		crypto_generichash_update(&st, m->block_hashes,
-					  (unsigned long long)m->block_count * PROTO_HASH_LEN);
+		                          (unsigned long long)m->block_count * PROTO_HASH_LEN);
 	crypto_generichash_final(&st, out, PROTO_HASH_LEN);
 }
 

@@ -32,11 +32,11 @@ void aead_free(struct aead_ctx *c);
  * nonce source: session id and counter), [32, len - 16) the plaintext, and
  * the tag is written to the last 16 bytes. Returns 0 or -EINVAL. */
 __attribute__((warn_unused_result)) int aead_seal_frame(struct aead_ctx *c, uint8_t *frame,
-							size_t len);
+                                                        size_t len);
 /* Open in place; -EBADMSG when the tag does not verify (plaintext then
  * undefined and must not be used). */
 __attribute__((warn_unused_result)) int aead_open_frame(struct aead_ctx *c, uint8_t *frame,
-							size_t len);
+                                                        size_t len);
 
 /* Object id: BLAKE2b-256 over a domain string and every manifest field that
  * describes the content (kind, size, layout, name, entries, content and

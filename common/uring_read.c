@@ -12,9 +12,9 @@
 struct slot {
 	uint8_t *buf;
 	uint64_t index; /* chunk number this slot holds or is reading */
-	size_t want;	/* bytes the chunk has */
-	size_t got;	/* bytes read so far */
-	int busy;	/* a read is queued for this slot */
+	size_t want;    /* bytes the chunk has */
+	size_t got;     /* bytes read so far */
+	int busy;       /* a read is queued for this slot */
 	int err;
 };
 
@@ -46,7 +46,7 @@ static int queue_read(struct ureader *r, struct slot *s)
 	if (!sqe)
 		return -EBUSY;
 	io_uring_prep_read(sqe, r->fd, s->buf + s->got, (unsigned)(s->want - s->got),
-			   s->index * r->chunk + s->got);
+	                   s->index * r->chunk + s->got);
 	io_uring_sqe_set_data(sqe, s);
 	s->busy = 1;
 	return 0;

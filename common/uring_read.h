@@ -12,11 +12,11 @@ struct ureader;
 
 /* Read [0, size) of fd in chunks of `chunk` bytes. Returns 0 or -errno. */
 __attribute__((warn_unused_result)) int ureader_open(struct ureader **out, int fd, uint64_t size,
-						     uint32_t chunk, unsigned depth);
+                                                     uint32_t chunk, unsigned depth);
 /* Next chunk in order: 1 with data, len and index set (valid until the next
  * call), 0 at the end, -errno on a read error (-EIO if the file shrank). */
 __attribute__((warn_unused_result)) int ureader_next(struct ureader *r, const uint8_t **data,
-						     size_t *len, uint64_t *index);
+                                                     size_t *len, uint64_t *index);
 /* Non-zero when reads go through io_uring (for the summary line). */
 int ureader_uses_uring(const struct ureader *r);
 void ureader_close(struct ureader *r);

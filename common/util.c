@@ -64,7 +64,7 @@ int parse_percent(const char *s, double *pct)
 }
 
 int parse_hostport(const char *s, int passive, struct sockaddr_storage *ss, socklen_t *sl,
-		   char *err, size_t errlen)
+                   char *err, size_t errlen)
 {
 	char host[256];
 	const char *port, *colon;
@@ -104,8 +104,8 @@ int parse_hostport(const char *s, int passive, struct sockaddr_storage *ss, sock
 	freeaddrinfo(res);
 	return 0;
 bad:
-	snprintf(err, errlen, "'%s' is not an address: use HOST:PORT, e.g. 192.0.2.7:7000 or [::1]:7000",
-		 s);
+	snprintf(err, errlen,
+	         "'%s' is not an address: use HOST:PORT, e.g. 192.0.2.7:7000 or [::1]:7000", s);
 	return -EINVAL;
 }
 
@@ -141,7 +141,7 @@ uint64_t wall_ns(void)
 void sleep_until_ns(uint64_t deadline_ns)
 {
 	struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
-			      .tv_nsec = (long)(deadline_ns % 1000000000u)};
+	                      .tv_nsec = (long)(deadline_ns % 1000000000u)};
 
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;

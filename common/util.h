@@ -17,13 +17,13 @@ __attribute__((warn_unused_result)) int parse_percent(const char *s, double *pct
 /* "HOST:PORT", "[V6]:PORT". Resolves with getaddrinfo (numeric or name).
  * Returns 0, or -EINVAL with a user-facing message in err. */
 __attribute__((warn_unused_result)) int parse_hostport(const char *s, int passive,
-						       struct sockaddr_storage *ss, socklen_t *sl,
-						       char *err, size_t errlen);
+                                                       struct sockaddr_storage *ss, socklen_t *sl,
+                                                       char *err, size_t errlen);
 /* Human-readable byte count, e.g. "1.50 GiB". */
 const char *fmt_bytes(char *buf, size_t len, double bytes);
 
-uint64_t now_ns(void);	  /* CLOCK_MONOTONIC */
-uint64_t wall_ns(void);	  /* CLOCK_REALTIME */
+uint64_t now_ns(void);                     /* CLOCK_MONOTONIC */
+uint64_t wall_ns(void);                    /* CLOCK_REALTIME */
 void sleep_until_ns(uint64_t deadline_ns); /* CLOCK_MONOTONIC absolute */
 
 /* Loop over short reads/writes and EINTR; 0 or -errno (-EIO for EOF). */

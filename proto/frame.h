@@ -73,25 +73,25 @@ enum aead_alg {
 	AEAD_AES256GCM = 2,
 };
 
-#define PROTO_HEADER_LEN  32
-#define PROTO_TAG_LEN	  16
-#define PROTO_KEYID_LEN	  8
-#define PROTO_HASH_LEN	  32
-#define PROTO_SIG_LEN	  64
-#define PROTO_SEALED_LEN  80 /* crypto_box_SEALBYTES + 32-byte key */
-#define PROTO_SYMHDR_LEN  8
-#define PROTO_STATUS_LEN  32
-#define PROTO_ANNOUNCE_LEN 296
+#define PROTO_HEADER_LEN          32
+#define PROTO_TAG_LEN             16
+#define PROTO_KEYID_LEN           8
+#define PROTO_HASH_LEN            32
+#define PROTO_SIG_LEN             64
+#define PROTO_SEALED_LEN          80 /* crypto_box_SEALBYTES + 32-byte key */
+#define PROTO_SYMHDR_LEN          8
+#define PROTO_STATUS_LEN          32
+#define PROTO_ANNOUNCE_LEN        296
 #define PROTO_ANNOUNCE_SIGNED_LEN (PROTO_ANNOUNCE_LEN - PROTO_SIG_LEN)
-#define PROTO_STATUS_FRAME_LEN (PROTO_HEADER_LEN + PROTO_STATUS_LEN + PROTO_TAG_LEN)
-#define PROTO_SYMBOL_OVERHEAD (PROTO_HEADER_LEN + PROTO_SYMHDR_LEN + PROTO_TAG_LEN)
+#define PROTO_STATUS_FRAME_LEN    (PROTO_HEADER_LEN + PROTO_STATUS_LEN + PROTO_TAG_LEN)
+#define PROTO_SYMBOL_OVERHEAD     (PROTO_HEADER_LEN + PROTO_SYMHDR_LEN + PROTO_TAG_LEN)
 
 /* UDP payload limits: IPv4 1500-byte MTU gives 1472, jumbo 9000 gives 8972. */
 #define PROTO_MIN_DATAGRAM 1024
 #define PROTO_MAX_DATAGRAM 65507
 #define PROTO_MIN_SYMBOL   (PROTO_MIN_DATAGRAM - PROTO_SYMBOL_OVERHEAD)
 #define PROTO_MAX_SYMBOL   (PROTO_MAX_DATAGRAM - PROTO_SYMBOL_OVERHEAD)
-#define PROTO_MAX_K	   254
+#define PROTO_MAX_K        254
 #define PROTO_MAX_SYMBOLS  255
 #define PROTO_SYMFLAG_ZSTD 0x01u
 
@@ -129,7 +129,7 @@ struct announce {
 	uint8_t manifest_hash[PROTO_HASH_LEN];
 	uint8_t sealed_key[PROTO_SEALED_LEN];
 	uint64_t created_ns;
-	uint8_t group;	/* G */
+	uint8_t group;  /* G */
 	uint8_t parity; /* P */
 	uint8_t signature[PROTO_SIG_LEN];
 };
@@ -149,13 +149,13 @@ struct status {
 
 enum proto_err {
 	PROTO_OK = 0,
-	PROTO_ERR_SHORT = -1,	/* shorter than a header */
-	PROTO_ERR_MAGIC = -2,	/* not a sluice datagram */
-	PROTO_ERR_VERSION = -3, /* unknown protocol version */
-	PROTO_ERR_TYPE = -4,	/* unknown frame type */
-	PROTO_ERR_LENGTH = -5,	/* wrong length for this frame type */
+	PROTO_ERR_SHORT = -1,    /* shorter than a header */
+	PROTO_ERR_MAGIC = -2,    /* not a sluice datagram */
+	PROTO_ERR_VERSION = -3,  /* unknown protocol version */
+	PROTO_ERR_TYPE = -4,     /* unknown frame type */
+	PROTO_ERR_LENGTH = -5,   /* wrong length for this frame type */
 	PROTO_ERR_RESERVED = -6, /* reserved bits or bytes not zero */
-	PROTO_ERR_FIELD = -7,	/* a field is out of its allowed range */
+	PROTO_ERR_FIELD = -7,    /* a field is out of its allowed range */
 };
 
 const char *proto_strerror(int err);
@@ -163,7 +163,7 @@ const char *proto_strerror(int err);
 /* Header: decode checks magic, version, type, flags and reserved bytes, and
  * that len is at least the header; the per-type length check follows. */
 __attribute__((warn_unused_result)) int proto_decode_header(const uint8_t *buf, size_t len,
-							    struct frame_header *out);
+                                                            struct frame_header *out);
 void proto_encode_header(uint8_t out[static PROTO_HEADER_LEN], const struct frame_header *h);
 
 /* Exact datagram length for a frame type given the session symbol size. */
@@ -174,7 +174,7 @@ size_t proto_frame_len(enum frame_type type, uint16_t symbol_size);
  * field's range and consistency (block count vs size and chunk). */
 void proto_encode_announce(uint8_t out[static PROTO_ANNOUNCE_LEN], const struct announce *a);
 __attribute__((warn_unused_result)) int proto_decode_announce(const uint8_t *buf, size_t len,
-							      struct announce *out);
+                                                              struct announce *out);
 
 /* Layout rule shared by both sides: chunk size R = k * S. */
 uint64_t proto_block_count(uint64_t object_size, uint32_t chunk_size);
@@ -185,11 +185,10 @@ uint64_t proto_wire_blocks(uint32_t block_count, uint8_t group, uint8_t parity);
 void proto_encode_symhdr(uint8_t out[static PROTO_SYMHDR_LEN], const struct symhdr *s);
 /* Validates k in 1..PROTO_MAX_K, known flags, reserved bytes and
  * (k-1)*S < stored_len <= k*S. */
-__attribute__((warn_unused_result)) int proto_decode_symhdr(const uint8_t *buf, uint16_t symbol_size,
-							    struct symhdr *out);
+__attribute__((warn_unused_result)) int
+proto_decode_symhdr(const uint8_t *buf, uint16_t symbol_size, struct symhdr *out);
 
 void proto_encode_status(uint8_t out[static PROTO_STATUS_LEN], const struct status *s);
-__attribute__((warn_unused_result)) int proto_decode_status(const uint8_t *buf,
-							    struct status *out);
+__attribute__((warn_unused_result)) int proto_decode_status(const uint8_t *buf, struct status *out);
 
 #endif

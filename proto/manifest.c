@@ -11,7 +11,7 @@ _Static_assert(MANIFEST_ENTRY_FIXED == 20 + PROTO_HASH_LEN, "entry fixed part");
 size_t proto_manifest_len(uint16_t name_len, uint32_t entries_len, uint32_t block_count)
 {
 	uint64_t n = (uint64_t)MANIFEST_FIXED_LEN + name_len + entries_len +
-		     (uint64_t)block_count * PROTO_HASH_LEN + MANIFEST_SIGNATURE_LEN;
+	             (uint64_t)block_count * PROTO_HASH_LEN + MANIFEST_SIGNATURE_LEN;
 
 	return n > PROTO_MAX_MANIFEST ? 0 : (size_t)n;
 }

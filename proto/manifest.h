@@ -28,7 +28,7 @@
 
 #include "frame.h"
 
-#define MANIFEST_MAGIC	       "SLMF"
+#define MANIFEST_MAGIC         "SLMF"
 #define MANIFEST_VERSION       1
 #define MANIFEST_FIXED_LEN     136
 #define MANIFEST_ENTRY_FIXED   52
@@ -81,7 +81,7 @@ struct manifest {
 	uint32_t entries_len;
 	const uint8_t *block_hashes;
 	const uint8_t *signature; /* decode only */
-	size_t signed_len;	  /* decode only: bytes covered by the signature */
+	size_t signed_len;        /* decode only: bytes covered by the signature */
 };
 
 /* Total encoded length (signature included), or 0 if it would not fit the
@@ -97,7 +97,7 @@ size_t proto_manifest_encode(uint8_t *out, size_t len, const struct manifest *m)
  * reserved byte checked, names and entry paths validated. Does NOT check the
  * signature or the object id (that needs keys and hashing: common/). */
 __attribute__((warn_unused_result)) int proto_manifest_decode(const uint8_t *buf, size_t len,
-							      struct manifest *out);
+                                                              struct manifest *out);
 
 /* Append one entry to an entries buffer. Returns bytes written or 0 when it
  * does not fit in cap or the entry is invalid. */
@@ -106,7 +106,7 @@ size_t proto_entry_encode(uint8_t *out, size_t cap, const struct manifest_entry 
 /* Iterate the entries of a decoded manifest: *off starts at 0. Returns 1 and
  * fills e, 0 at the end, a PROTO_ERR_* on malformed input. */
 __attribute__((warn_unused_result)) int proto_entry_next(const struct manifest *m, uint32_t *off,
-							 struct manifest_entry *e);
+                                                         struct manifest_entry *e);
 
 /* A published top-level name: 1..255 bytes, no '/', no NUL or control
  * characters, and no leading '.' (so it can never be ".", "..", or hidden

@@ -14,7 +14,7 @@ struct row {
 	uint8_t done;
 	uint8_t nrep;
 	uint32_t stored_len;
-	uint8_t known[(PROTO_MAX_K + 7) / 8];	    /* source positions we hold */
+	uint8_t known[(PROTO_MAX_K + 7) / 8];      /* source positions we hold */
 	uint8_t seen[(PROTO_MAX_SYMBOLS + 7) / 8]; /* symbol indices received */
 	uint8_t rep_idx[PROTO_MAX_K];
 	uint8_t rep_cap;
@@ -147,9 +147,8 @@ static uint32_t block_of(const struct groupset *gs, const struct group *g, unsig
 	return gs->nblocks + g->id * gs->P + (r - g->ndata);
 }
 
-int groupset_init(struct groupset *gs, struct group_pool *pool, uint16_t S, uint8_t kmax,
-		  uint8_t G, uint8_t P, uint32_t nblocks, unsigned window, row_done_fn done,
-		  void *ctx)
+int groupset_init(struct groupset *gs, struct group_pool *pool, uint16_t S, uint8_t kmax, uint8_t G,
+                  uint8_t P, uint32_t nblocks, unsigned window, row_done_fn done, void *ctx)
 {
 	memset(gs, 0, sizeof(*gs));
 	gs->pool = pool;
@@ -306,7 +305,7 @@ static int keep_repair(struct group *g, struct row *w, unsigned sym, const uint8
 }
 
 enum add_result groupset_add(struct groupset *gs, uint32_t block, unsigned sym,
-			     const struct symhdr *sh, const uint8_t *data)
+                             const struct symhdr *sh, const uint8_t *data)
 {
 	struct group *g = get_group(gs, groupset_group_of(gs, block));
 	struct row *w;

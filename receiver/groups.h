@@ -32,13 +32,13 @@ struct group_pool {
 	uint64_t evicted;
 	struct fec *fec;
 	uint8_t *scratch; /* PROTO_MAX_SYMBOLS * largest symbol */
-	uint8_t *zero;	  /* one all-zero symbol of the largest size */
+	uint8_t *zero;    /* one all-zero symbol of the largest size */
 };
 
 /* Called for every data row that becomes whole, with its stored bytes.
  * Returns 0, or non-zero to stop (the owner failed the object). */
 typedef int (*row_done_fn)(void *ctx, uint32_t block, const uint8_t *stored,
-			   const struct symhdr *sh, unsigned repaired);
+                           const struct symhdr *sh, unsigned repaired);
 
 struct groupset {
 	struct group_pool *pool;
@@ -55,7 +55,7 @@ struct groupset {
 };
 
 enum add_result {
-	ADD_STORED = 0,	   /* kept (or already known) */
+	ADD_STORED = 0,    /* kept (or already known) */
 	ADD_DUPLICATE = 1, /* already had this symbol */
 	ADD_MISMATCH = 2,  /* symbol header disagrees with earlier symbols */
 	ADD_NOMEM = 3,
@@ -66,9 +66,9 @@ __attribute__((warn_unused_result)) int group_pool_init(struct group_pool *p, si
 void group_pool_free(struct group_pool *p);
 
 __attribute__((warn_unused_result)) int groupset_init(struct groupset *gs, struct group_pool *pool,
-						      uint16_t S, uint8_t kmax, uint8_t G,
-						      uint8_t P, uint32_t nblocks, unsigned window,
-						      row_done_fn done, void *ctx);
+                                                      uint16_t S, uint8_t kmax, uint8_t G,
+                                                      uint8_t P, uint32_t nblocks, unsigned window,
+                                                      row_done_fn done, void *ctx);
 void groupset_free(struct groupset *gs);
 
 /* Group id of a wire block number (data block or parity row). */
@@ -76,9 +76,10 @@ uint32_t groupset_group_of(const struct groupset *gs, uint32_t block);
 
 /* Store one authenticated symbol of wire block `block`; decodes the row as
  * soon as it has k symbols (and calls done for data rows). */
-__attribute__((warn_unused_result)) enum add_result
-groupset_add(struct groupset *gs, uint32_t block, unsigned sym, const struct symhdr *sh,
-	     const uint8_t *data);
+__attribute__((warn_unused_result)) enum add_result groupset_add(struct groupset *gs,
+                                                                 uint32_t block, unsigned sym,
+                                                                 const struct symhdr *sh,
+                                                                 const uint8_t *data);
 
 /* Run the iterative row/column decode on groups that got new symbols and
  * that the stream has moved past (or, with all = 1, on every group). */

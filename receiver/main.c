@@ -51,29 +51,28 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: sluice-recv --listen ADDR:PORT --inbox DIR --key RECEIVER.key\n"
-		"                   --trust SENDER.pub [--trust ...] [options]\n"
-		"\n"
-		"  --listen ADDR:PORT     where the diode delivers, e.g. 0.0.0.0:7000\n"
-		"  --inbox DIR            verified objects appear here, never partial\n"
-		"  --key FILE             receiver key (sluice-keygen receiver)\n"
-		"  --trust FILE           a sender public key to accept (repeatable)\n"
-		"  --state DIR            staging and receipts; same filesystem as the inbox\n"
-		"                         (default INBOX/.sluice)\n"
-		"  --receipts FILE        receipt log (default STATE/receipts.jsonl)\n"
-		"  --session-timeout SEC  give up on a silent transfer after SEC (default 60)\n"
-		"  --end-grace SEC        after the sender's END, wait SEC for late frames (2)\n"
-		"  --max-sessions N       transfers in progress at once (default 16)\n"
-		"  --memory MIB           memory for blocks in flight (default 192)\n"
-		"  --max-object-size N    refuse larger objects, suffix k/m/g/t (default 1t)\n"
-		"  --rcvbuf BYTES         socket receive buffer to ask for (default 64m)\n"
-		"  --file-mode OCTAL      mode of published files (default 0644)\n"
-		"  --stats FILE           write frame counters (key=value) to FILE on exit\n"
-		"  --once                 exit after the first object: 0 published, 1 not\n"
-		"  -q, --quiet / -v, --verbose\n"
-		"\n"
-		"exit status: 0 ok, 1 failure, 2 usage error, 3 key problem\n");
+	fprintf(f, "usage: sluice-recv --listen ADDR:PORT --inbox DIR --key RECEIVER.key\n"
+	           "                   --trust SENDER.pub [--trust ...] [options]\n"
+	           "\n"
+	           "  --listen ADDR:PORT     where the diode delivers, e.g. 0.0.0.0:7000\n"
+	           "  --inbox DIR            verified objects appear here, never partial\n"
+	           "  --key FILE             receiver key (sluice-keygen receiver)\n"
+	           "  --trust FILE           a sender public key to accept (repeatable)\n"
+	           "  --state DIR            staging and receipts; same filesystem as the inbox\n"
+	           "                         (default INBOX/.sluice)\n"
+	           "  --receipts FILE        receipt log (default STATE/receipts.jsonl)\n"
+	           "  --session-timeout SEC  give up on a silent transfer after SEC (default 60)\n"
+	           "  --end-grace SEC        after the sender's END, wait SEC for late frames (2)\n"
+	           "  --max-sessions N       transfers in progress at once (default 16)\n"
+	           "  --memory MIB           memory for blocks in flight (default 192)\n"
+	           "  --max-object-size N    refuse larger objects, suffix k/m/g/t (default 1t)\n"
+	           "  --rcvbuf BYTES         socket receive buffer to ask for (default 64m)\n"
+	           "  --file-mode OCTAL      mode of published files (default 0644)\n"
+	           "  --stats FILE           write frame counters (key=value) to FILE on exit\n"
+	           "  --once                 exit after the first object: 0 published, 1 not\n"
+	           "  -q, --quiet / -v, --verbose\n"
+	           "\n"
+	           "exit status: 0 ok, 1 failure, 2 usage error, 3 key problem\n");
 }
 
 static int bad(const char *what, const char *arg)
@@ -89,11 +88,28 @@ static int parse_size(const char *s, uint64_t *out)
 	double mul = 1;
 
 	switch (*end) {
-	case 'k': case 'K': mul = 1024.0; end++; break;
-	case 'm': case 'M': mul = 1048576.0; end++; break;
-	case 'g': case 'G': mul = 1073741824.0; end++; break;
-	case 't': case 'T': mul = 1099511627776.0; end++; break;
-	default: break;
+	case 'k':
+	case 'K':
+		mul = 1024.0;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		mul = 1048576.0;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		mul = 1073741824.0;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		mul = 1099511627776.0;
+		end++;
+		break;
+	default:
+		break;
 	}
 	if (end == s || *end || !(v >= 0) || v * mul > 1.8e19)
 		return -EINVAL;
@@ -103,26 +119,25 @@ static int parse_size(const char *s, uint64_t *out)
 
 static int parse_args(int argc, char **argv, struct options *o, struct rcv_config *cfg)
 {
-	static const struct option longopts[] = {
-		{"listen", required_argument, NULL, 'l'},
-		{"inbox", required_argument, NULL, 'i'},
-		{"key", required_argument, NULL, 'k'},
-		{"trust", required_argument, NULL, 't'},
-		{"state", required_argument, NULL, 's'},
-		{"receipts", required_argument, NULL, 'r'},
-		{"session-timeout", required_argument, NULL, 'T'},
-		{"end-grace", required_argument, NULL, 'g'},
-		{"max-sessions", required_argument, NULL, 'S'},
-		{"memory", required_argument, NULL, 'M'},
-		{"max-object-size", required_argument, NULL, 'X'},
-		{"rcvbuf", required_argument, NULL, 'B'},
-		{"file-mode", required_argument, NULL, 'F'},
-		{"stats", required_argument, NULL, 'x'},
-		{"once", no_argument, NULL, '1'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'},
+	                                         {"inbox", required_argument, NULL, 'i'},
+	                                         {"key", required_argument, NULL, 'k'},
+	                                         {"trust", required_argument, NULL, 't'},
+	                                         {"state", required_argument, NULL, 's'},
+	                                         {"receipts", required_argument, NULL, 'r'},
+	                                         {"session-timeout", required_argument, NULL, 'T'},
+	                                         {"end-grace", required_argument, NULL, 'g'},
+	                                         {"max-sessions", required_argument, NULL, 'S'},
+	                                         {"memory", required_argument, NULL, 'M'},
+	                                         {"max-object-size", required_argument, NULL, 'X'},
+	                                         {"rcvbuf", required_argument, NULL, 'B'},
+	                                         {"file-mode", required_argument, NULL, 'F'},
+	                                         {"stats", required_argument, NULL, 'x'},
+	                                         {"once", no_argument, NULL, '1'},
+	                                         {"quiet", no_argument, NULL, 'q'},
+	                                         {"verbose", no_argument, NULL, 'v'},
+	                                         {"help", no_argument, NULL, 'h'},
+	                                         {NULL, 0, NULL, 0}};
 	uint64_t v;
 	double d;
 	char *end;
@@ -136,15 +151,33 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 	cfg->max_object_size = 1ull << 40;
 	while ((c = getopt_long(argc, argv, "qvh", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'l': o->listen = optarg; break;
-		case 'i': o->inbox = optarg; break;
-		case 'k': o->key = optarg; break;
-		case 's': o->state = optarg; break;
-		case 'r': o->receipts = optarg; break;
-		case 'x': o->stats = optarg; break;
-		case '1': o->once = 1; break;
-		case 'q': o->quiet = 1; break;
-		case 'v': o->verbose = 1; break;
+		case 'l':
+			o->listen = optarg;
+			break;
+		case 'i':
+			o->inbox = optarg;
+			break;
+		case 'k':
+			o->key = optarg;
+			break;
+		case 's':
+			o->state = optarg;
+			break;
+		case 'r':
+			o->receipts = optarg;
+			break;
+		case 'x':
+			o->stats = optarg;
+			break;
+		case '1':
+			o->once = 1;
+			break;
+		case 'q':
+			o->quiet = 1;
+			break;
+		case 'v':
+			o->verbose = 1;
+			break;
 		case 't':
 			if (o->ntrust == MAX_TRUST)
 				return bad("too many --trust keys, the limit is 64:", optarg);
@@ -156,7 +189,7 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 			if (*end || !(d > 0) || d > 86400 * 7)
 				return bad("not a number of seconds:", optarg);
 			*(c == 'T' ? &cfg->session_timeout_ns : &cfg->end_grace_ns) =
-				(uint64_t)(d * 1e9);
+			    (uint64_t)(d * 1e9);
 			break;
 		case 'S':
 			cfg->max_sessions = (unsigned)strtoul(optarg, &end, 10);
@@ -180,8 +213,9 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 		case 'F':
 			o->file_mode = (unsigned)strtoul(optarg, &end, 8);
 			if (*end || o->file_mode > 0777)
-				return bad("--file-mode must be octal permission bits like 0640, not",
-					   optarg);
+				return bad(
+				    "--file-mode must be octal permission bits like 0640, not",
+				    optarg);
 			break;
 		case 'h':
 			usage(stdout);
@@ -194,7 +228,7 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 		return bad("unexpected argument", argv[optind]);
 	if (!o->listen || !o->inbox || !o->key || o->ntrust == 0)
 		return bad("missing a required option:",
-			   "--listen, --inbox, --key and at least one --trust");
+		           "--listen, --inbox, --key and at least one --trust");
 	return 0;
 }
 
@@ -214,7 +248,7 @@ static int load_keys(const struct options *o, struct rcv_config *cfg)
 	memcpy(cfg->box_pk, pair + 32, 32);
 	for (unsigned i = 0; i < o->ntrust; i++)
 		if (keyfile_read(o->trust[i], KEY_SIGN_PUBLIC, cfg->trusted[i].pk,
-				 cfg->trusted[i].id, err, sizeof(err)) < 0)
+		                 cfg->trusted[i].id, err, sizeof(err)) < 0)
 			goto fail;
 	cfg->ntrusted = o->ntrust;
 	rc = 0;
@@ -236,18 +270,32 @@ static void write_stats(const char *path, const struct receiver *r, const struct
 		return;
 	}
 #define S(x) fprintf(f, #x "=%" PRIu64 "\n", s->x)
-	S(datagrams); S(accepted); S(bad_header); S(bad_length); S(unknown_session);
-	S(finished_session); S(replayed); S(bad_tag); S(bad_symbol); S(duplicate);
-	S(announce_repeat); S(announce_bad); S(announce_not_for_us); S(announce_untrusted);
-	S(announce_bad_signature); S(announce_refused); S(published); S(failed);
+	S(datagrams);
+	S(accepted);
+	S(bad_header);
+	S(bad_length);
+	S(unknown_session);
+	S(finished_session);
+	S(replayed);
+	S(bad_tag);
+	S(bad_symbol);
+	S(duplicate);
+	S(announce_repeat);
+	S(announce_bad);
+	S(announce_not_for_us);
+	S(announce_untrusted);
+	S(announce_bad_signature);
+	S(announce_refused);
+	S(published);
+	S(failed);
 #undef S
 	fprintf(f, "oversized=%" PRIu64 "\nevicted_blocks=%" PRIu64 "\n", n->truncated,
-		r->pool.evicted);
+	        r->pool.evicted);
 	fclose(f);
 }
 
-static void lifecycle_receipt(struct receipt_log *log, const char *event,
-			      const struct receiver *r, int stale)
+static void lifecycle_receipt(struct receipt_log *log, const char *event, const struct receiver *r,
+                              int stale)
 {
 	struct receipt_rec *rec = receipt_begin(log, event);
 
@@ -257,8 +305,8 @@ static void lifecycle_receipt(struct receipt_log *log, const char *event,
 		receipt_u64(rec, "published", r->stats.published);
 		receipt_u64(rec, "failed", r->stats.failed);
 		receipt_u64(rec, "datagrams", r->stats.datagrams);
-		receipt_u64(rec, "rejected_frames", r->stats.datagrams - r->stats.accepted -
-							    r->stats.announce_repeat);
+		receipt_u64(rec, "rejected_frames",
+		            r->stats.datagrams - r->stats.accepted - r->stats.announce_repeat);
 	}
 	if (receipt_commit(rec) < 0)
 		log_err("cannot append to the receipt log");
@@ -328,8 +376,8 @@ int main(int argc, char **argv)
 	st.file_mode = (mode_t)o.file_mode;
 	if (net.rcvbuf < o.rcvbuf)
 		log_warn("socket receive buffer is %d bytes, asked for %d: run as root or raise "
-			 "net.core.rmem_max (docs/OPERATIONS.md), or expect loss at high rates",
-			 net.rcvbuf / 2, o.rcvbuf);
+		         "net.core.rmem_max (docs/OPERATIONS.md), or expect loss at high rates",
+		         net.rcvbuf / 2, o.rcvbuf);
 	stale = staging_clean(&st);
 	lifecycle_receipt(log, "start", NULL, stale);
 	if (rcv_init(&r, &cfg, &st, log) < 0) {

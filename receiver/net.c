@@ -10,7 +10,7 @@
 #include "net.h"
 
 int net_open(struct net_rx *n, const struct sockaddr_storage *addr, socklen_t alen, int rcvbuf,
-	     char *err, size_t errlen)
+             char *err, size_t errlen)
 {
 	socklen_t sl = sizeof(n->rcvbuf);
 
@@ -26,7 +26,7 @@ int net_open(struct net_rx *n, const struct sockaddr_storage *addr, socklen_t al
 	if (bind(n->fd, (const struct sockaddr *)addr, alen) < 0) {
 		int e = errno;
 		snprintf(err, errlen, "cannot listen on that address: %s%s", strerror(e),
-			 e == EADDRINUSE ? " (is another sluice-recv running?)" : "");
+		         e == EADDRINUSE ? " (is another sluice-recv running?)" : "");
 		close(n->fd);
 		n->fd = -1;
 		return -e;

@@ -12,7 +12,7 @@
 
 struct net_rx {
 	int fd;
-	int rcvbuf; /* what the kernel granted */
+	int rcvbuf;    /* what the kernel granted */
 	uint8_t *bufs; /* NET_BATCH x NET_BUF_LEN */
 	size_t len[NET_BATCH];
 	uint64_t truncated; /* datagrams larger than a buffer */
@@ -21,9 +21,9 @@ struct net_rx {
 /* Bind addr, ask for rcvbuf bytes of socket buffer (SO_RCVBUFFORCE when
  * privileged, SO_RCVBUF otherwise). 0 or -errno with message in err. */
 __attribute__((warn_unused_result)) int net_open(struct net_rx *n,
-						 const struct sockaddr_storage *addr,
-						 socklen_t alen, int rcvbuf, char *err,
-						 size_t errlen);
+                                                 const struct sockaddr_storage *addr,
+                                                 socklen_t alen, int rcvbuf, char *err,
+                                                 size_t errlen);
 /* Wait up to timeout_ms, then read a batch. Returns the number of
  * datagrams (0 on timeout), -EINTR on a signal, -errno on failure. */
 int net_recv(struct net_rx *n, int timeout_ms);

@@ -23,16 +23,17 @@
 _Static_assert(RECEIPT_HASH_LEN == crypto_generichash_BYTES, "BLAKE2b-256");
 
 #define TIME_LEN 24 /* 2026-11-23T09:14:02.137Z */
+#define TIME_BUF 96 /* room for any int fields, to keep -Wformat-truncation quiet */
 
 struct receipt_log {
 	pthread_mutex_t mu;
 	int fd;
-	uint64_t n;		       /* n of the last good line; 0 before the first */
+	uint64_t n;                     /* n of the last good line; 0 before the first */
 	uint8_t head[RECEIPT_HASH_LEN]; /* its hash; zeros before the first */
-	uint64_t size;		       /* bytes in the file, as far as we know */
-	bool ends_nl;		       /* the file is empty or ends with '\n' */
-	bool damaged;		       /* a "log-damaged" record is owed */
-	uint64_t damage_off;	       /* where the untrusted bytes start */
+	uint64_t size;                  /* bytes in the file, as far as we know */
+	bool ends_nl;                   /* the file is empty or ends with '\n' */
+	bool damaged;                   /* a "log-damaged" record is owed */
+	uint64_t damage_off;            /* where the untrusted bytes start */
 };
 
 struct receipt_rec {
@@ -236,16 +237,20 @@ void receipt_double(struct receipt_rec *r, const char *key, double v)
 
 /* ---- appending ---------------------------------------------------------- */
 
-static void format_time(char out[TIME_LEN + 8])
+/* RFC 3339 UTC with milliseconds. The year is clamped to four digits so a
+ * wild clock cannot produce a line the parser would call damaged. */
+static void format_time(char out[TIME_BUF])
 {
 	struct timespec ts;
 	struct tm tm;
+	int year;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(out, TIME_LEN + 8, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 (long)(ts.tv_nsec / 1000000));
+	year = tm.tm_year + 1900;
+	year = year < 0 ? 0 : year > 9999 ? 9999 : year;
+	snprintf(out, TIME_BUF, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", year, tm.tm_mon + 1,
+	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(ts.tv_nsec / 1000000));
 }
 
 static void note_damage(struct receipt_log *log, uint64_t off)
@@ -263,7 +268,7 @@ static void note_damage(struct receipt_log *log, uint64_t off)
 static int append_line(struct receipt_log *log, const struct receipt_rec *r)
 {
 	static const char mid[] = ",\"prev\":\"";
-	char prefix[96], when[TIME_LEN + 8];
+	char prefix[96], when[TIME_BUF];
 	uint8_t hash[RECEIPT_HASH_LEN];
 	size_t lead = log->ends_nl ? 0 : 1, plen, linelen, total;
 	char *buf, *o;
@@ -272,7 +277,7 @@ static int append_line(struct receipt_log *log, const struct receipt_rec *r)
 
 	format_time(when);
 	plen = (size_t)snprintf(prefix, sizeof(prefix),
-				"{\"n\":%" PRIu64 ",\"time\":\"%s\",\"event\":", log->n + 1, when);
+	                        "{\"n\":%" PRIu64 ",\"time\":\"%s\",\"event\":", log->n + 1, when);
 	if (plen >= sizeof(prefix))
 		return -EOVERFLOW;
 	linelen = plen + r->len + (sizeof(mid) - 1) + 2 * RECEIPT_HASH_LEN + 2;
@@ -465,10 +470,10 @@ static int recover(struct receipt_log *log, uint64_t size)
 			rc = pread_full(log->fd, buf, (size_t)(end - start), start);
 			if (rc < 0)
 				goto out;
-			if (receipt_parse_line(buf, (size_t)(end - start), &log->n, NULL, 0, NULL) ==
-			    0) {
+			if (receipt_parse_line(buf, (size_t)(end - start), &log->n, NULL, 0,
+			                       NULL) == 0) {
 				crypto_generichash(log->head, RECEIPT_HASH_LEN, (uint8_t *)buf,
-						   (size_t)(end - start), NULL, 0);
+				                   (size_t)(end - start), NULL, 0);
 				found = true;
 				break;
 			}
@@ -511,9 +516,11 @@ int receipt_open(struct receipt_log **out, const char *path, char *err, size_t e
 	if (log->fd < 0) {
 		rc = -errno;
 		if (rc == -ELOOP)
-			snprintf(err, errlen, "receipt log %s is a symbolic link; refusing it", path);
+			snprintf(err, errlen, "receipt log %s is a symbolic link; refusing it",
+			         path);
 		else
-			snprintf(err, errlen, "cannot open receipt log %s: %s", path, strerror(-rc));
+			snprintf(err, errlen, "cannot open receipt log %s: %s", path,
+			         strerror(-rc));
 		free(log);
 		return rc;
 	}
@@ -531,7 +538,7 @@ int receipt_open(struct receipt_log **out, const char *path, char *err, size_t e
 	if (flock(log->fd, LOCK_EX | LOCK_NB) < 0) {
 		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
 		snprintf(err, errlen, "receipt log %s is in use by another process: %s", path,
-			 strerror(-rc));
+		         strerror(-rc));
 		goto fail;
 	}
 	rc = recover(log, (uint64_t)sb.st_size);
@@ -620,12 +627,26 @@ static bool scan_string(struct cursor *c, char *out, size_t cap, size_t *dlen, b
 			ch = peek(c);
 			c->i++;
 			switch (ch) {
-			case '"': case '\\': case '/': v = (unsigned)ch; break;
-			case 'b': v = '\b'; break;
-			case 'f': v = '\f'; break;
-			case 'n': v = '\n'; break;
-			case 'r': v = '\r'; break;
-			case 't': v = '\t'; break;
+			case '"':
+			case '\\':
+			case '/':
+				v = (unsigned)ch;
+				break;
+			case 'b':
+				v = '\b';
+				break;
+			case 'f':
+				v = '\f';
+				break;
+			case 'n':
+				v = '\n';
+				break;
+			case 'r':
+				v = '\r';
+				break;
+			case 't':
+				v = '\t';
+				break;
 			case 'u':
 				v = 0;
 				for (int k = 0; k < 4; k++) {
@@ -761,7 +782,7 @@ static bool scan_prev(struct cursor *c, uint8_t out[RECEIPT_HASH_LEN])
 }
 
 int receipt_parse_line(const char *line, size_t len, uint64_t *n, char *event, size_t eventlen,
-		       uint8_t prev[32])
+                       uint8_t prev[32])
 {
 	struct cursor c = {.p = line, .len = len, .i = 0};
 	uint8_t hash[RECEIPT_HASH_LEN];

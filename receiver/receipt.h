@@ -36,7 +36,7 @@ struct receipt_rec;
  * (flock) for as long as it is open: a second writer would fork the chain,
  * so it gets -EBUSY. Returns 0 or -errno, with a message in err. */
 __attribute__((warn_unused_result)) int receipt_open(struct receipt_log **out, const char *path,
-						     char *err, size_t errlen);
+                                                     char *err, size_t errlen);
 void receipt_close(struct receipt_log *log);
 
 /* Record builder: begin, add fields, commit. Fields keep insertion order.
@@ -72,7 +72,7 @@ void receipt_head(const struct receipt_log *log, uint64_t *n, uint8_t hash[32]);
  * NULL. event receives the unescaped name and must hold it and its NUL.
  * Returns 0 or -EINVAL. Never reads past len. */
 __attribute__((warn_unused_result)) int receipt_parse_line(const char *line, size_t len,
-							   uint64_t *n, char *event,
-							   size_t eventlen, uint8_t prev[32]);
+                                                           uint64_t *n, char *event,
+                                                           size_t eventlen, uint8_t prev[32]);
 
 #endif

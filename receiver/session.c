@@ -56,9 +56,9 @@ struct session {
 	uint32_t newest_group;
 	const char *fail_why; /* set inside decode callbacks, acted on after */
 	struct receiver *r;
-	uint8_t *done;	   /* bitmap by block */
-	uint8_t *kb;	   /* k of each decoded block */
-	uint32_t *grecv;   /* symbols received per outer-code group */
+	uint8_t *done;       /* bitmap by block */
+	uint8_t *kb;         /* k of each decoded block */
+	uint32_t *grecv;     /* symbols received per outer-code group */
 	uint8_t *early_hash; /* hashes of blocks decoded before the manifest */
 	uint32_t done_count;
 	uint32_t hash_next;
@@ -70,10 +70,10 @@ struct session {
 	uint32_t pass, passes;
 };
 
-static int mf_row_done(void *ctx, uint32_t block, const uint8_t *stored,
-		       const struct symhdr *sh, unsigned repaired);
-static int data_row_done(void *ctx, uint32_t block, const uint8_t *stored,
-			 const struct symhdr *sh, unsigned repaired);
+static int mf_row_done(void *ctx, uint32_t block, const uint8_t *stored, const struct symhdr *sh,
+                       unsigned repaired);
+static int data_row_done(void *ctx, uint32_t block, const uint8_t *stored, const struct symhdr *sh,
+                         unsigned repaired);
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -165,8 +165,8 @@ static void receipt_margin(struct receipt_rec *rec, const struct session *s)
 
 	for (uint32_t g = 0; g < groups; g++) {
 		uint64_t need = 0, got = s->grecv[g];
-		for (uint32_t b = g * s->an.group; b < s->an.block_count && b < (g + 1) * s->an.group;
-		     b++)
+		for (uint32_t b = g * s->an.group;
+		     b < s->an.block_count && b < (g + 1) * s->an.group; b++)
 			need += s->kb[b];
 		uint64_t spare = got > need ? got - need : 0;
 		double pct = got ? 100.0 * (double)spare / (double)got : 0;
@@ -232,7 +232,7 @@ static uint64_t missing_symbols(const struct session *s, uint32_t *untouched)
 }
 
 static void session_fail(struct receiver *r, struct session *s, const char *event,
-			 const char *reason)
+                         const char *reason)
 {
 	struct receipt_rec *rec = receipt_begin(r->log, event);
 	uint32_t untouched = 0;
@@ -247,7 +247,7 @@ static void session_fail(struct receiver *r, struct session *s, const char *even
 	receipt_frames(rec, s, 0);
 	receipt_write(rec);
 	log_warn("object %.16s... not published (%s): %s",
-		 s->manifest_ok ? s->name : "(manifest not received)", event, reason);
+	         s->manifest_ok ? s->name : "(manifest not received)", event, reason);
 	r->stats.failed++;
 	session_remove(r, s);
 }
@@ -263,7 +263,7 @@ static const struct trusted_key *trusted(const struct receiver *r, const uint8_t
 }
 
 static void refuse(struct receiver *r, const struct announce *an, const struct trusted_key *k,
-		   const char *reason)
+                   const char *reason)
 {
 	struct receipt_rec *rec = receipt_begin(r->log, "rejected");
 	char kid[2 * PROTO_KEYID_LEN + 1];
@@ -276,7 +276,7 @@ static void refuse(struct receiver *r, const struct announce *an, const struct t
 	receipt_str(rec, "reason", reason);
 	receipt_write(rec);
 	log_warn("refused an object of %" PRIu64 " bytes from %s: %s", an->object_size, kid,
-		 reason);
+	         reason);
 	r->stats.announce_refused++;
 	r->dead[r->dead_next++ % (sizeof(r->dead) / sizeof(r->dead[0]))] = an->hdr.session_id;
 }
@@ -297,9 +297,9 @@ static int session_alloc(struct receiver *r, struct session *s)
 	s->r = r;
 	s->wire_blocks = (uint32_t)proto_wire_blocks(s->an.block_count, s->an.group, s->an.parity);
 	if (groupset_init(&s->mf, &r->pool, s->an.symbol_size, s->an.k, 1, 0, s->mf_blocks,
-			  s->mf_blocks, mf_row_done, s) < 0 ||
-	    groupset_init(&s->data, &r->pool, s->an.symbol_size, s->an.k, s->an.group,
-			  s->an.parity, s->an.block_count, GROUP_WINDOW, data_row_done, s) < 0)
+	                  s->mf_blocks, mf_row_done, s) < 0 ||
+	    groupset_init(&s->data, &r->pool, s->an.symbol_size, s->an.k, s->an.group, s->an.parity,
+	                  s->an.block_count, GROUP_WINDOW, data_row_done, s) < 0)
 		return -ENOMEM;
 	crypto_generichash_init(&s->whole, NULL, 0, PROTO_HASH_LEN);
 	return 0;
@@ -313,7 +313,7 @@ static int open_session_key(struct receiver *r, struct session *s)
 	if (!key)
 		return -ENOMEM;
 	if (crypto_box_seal_open(key, s->an.sealed_key, PROTO_SEALED_LEN, r->cfg->box_pk,
-				 r->cfg->box_sk) == 0) {
+	                         r->cfg->box_sk) == 0) {
 		s->aead = aead_new(s->an.aead, key);
 		rc = s->aead ? 0 : -ENOTSUP;
 	}
@@ -322,7 +322,7 @@ static int open_session_key(struct receiver *r, struct session *s)
 }
 
 static void new_session(struct receiver *r, const uint8_t *buf, const struct announce *an,
-			const struct trusted_key *k, uint64_t now)
+                        const struct trusted_key *k, uint64_t now)
 {
 	struct session *s;
 	int rc;
@@ -350,7 +350,7 @@ static void new_session(struct receiver *r, const uint8_t *buf, const struct ann
 		session_free(r, s);
 		refuse(r, an, k,
 		       rc == -ENOTSUP ? "AEAD algorithm not available on this receiver"
-				      : "session key does not open with this receiver's key");
+		                      : "session key does not open with this receiver's key");
 		return;
 	}
 	if (session_alloc(r, s) < 0) {
@@ -364,7 +364,7 @@ static void new_session(struct receiver *r, const uint8_t *buf, const struct ann
 		session_free(r, s);
 		refuse(r, an, k,
 		       rc == -ENOSPC ? "not enough free disk space for the object"
-				     : "cannot create a staging file");
+		                     : "cannot create a staging file");
 		return;
 	}
 	r->sessions[r->nsessions++] = s;
@@ -372,7 +372,7 @@ static void new_session(struct receiver *r, const uint8_t *buf, const struct ann
 	hex_encode(oid, an->object_id, PROTO_HASH_LEN);
 	hex_encode(kid, k->id, PROTO_KEYID_LEN);
 	log_info("receiving object %.16s (%" PRIu64 " bytes, %" PRIu32 " blocks) from sender %s",
-		 oid, an->object_size, an->block_count, kid);
+	         oid, an->object_size, an->block_count, kid);
 }
 
 static void handle_announce(struct receiver *r, const uint8_t *buf, size_t len, uint64_t now)
@@ -411,7 +411,7 @@ static void handle_announce(struct receiver *r, const uint8_t *buf, size_t len, 
 		return;
 	}
 	if (crypto_sign_verify_detached(buf + PROTO_ANNOUNCE_SIGNED_LEN, buf,
-					PROTO_ANNOUNCE_SIGNED_LEN, k->pk) != 0) {
+	                                PROTO_ANNOUNCE_SIGNED_LEN, k->pk) != 0) {
 		r->stats.announce_bad_signature++;
 		return;
 	}
@@ -439,9 +439,9 @@ static void replay_mark(struct session *s, uint64_t c)
 		} else {
 			for (uint64_t i = s->replay_top + 1; i < c; i++)
 				s->replay[(i % REPLAY_WINDOW) / 8] &=
-					(uint8_t) ~(1u << (i % REPLAY_WINDOW % 8));
+				    (uint8_t) ~(1u << (i % REPLAY_WINDOW % 8));
 			s->replay[(c % REPLAY_WINDOW) / 8] &=
-				(uint8_t) ~(1u << (c % REPLAY_WINDOW % 8));
+			    (uint8_t) ~(1u << (c % REPLAY_WINDOW % 8));
 		}
 		s->replay_top = c;
 	}
@@ -507,8 +507,8 @@ static void manifest_complete(struct receiver *r, struct session *s)
 	groupset_free(&s->mf); /* no further manifest symbols needed */
 }
 
-static int mf_row_done(void *ctx, uint32_t block, const uint8_t *stored,
-		       const struct symhdr *sh, unsigned repaired)
+static int mf_row_done(void *ctx, uint32_t block, const uint8_t *stored, const struct symhdr *sh,
+                       unsigned repaired)
 {
 	struct session *s = ctx;
 
@@ -520,7 +520,7 @@ static int mf_row_done(void *ctx, uint32_t block, const uint8_t *stored,
 }
 
 static int manifest_symbol(struct receiver *r, struct session *s, const struct frame_header *h,
-			   const struct symhdr *sh, const uint8_t *data)
+                           const struct symhdr *sh, const uint8_t *data)
 {
 	if (h->block >= s->mf_blocks || sh->flags != 0 ||
 	    sh->stored_len != mf_block_len(s, h->block))
@@ -555,7 +555,7 @@ static int advance_hash(struct receiver *r, struct session *s, uint32_t b, const
 		const uint8_t *p = raw;
 		if (i != b) {
 			int rc = pread_full(s->fd, r->readback, len,
-					    (off_t)((uint64_t)i * s->an.chunk_size));
+			                    (off_t)((uint64_t)i * s->an.chunk_size));
 			if (rc < 0)
 				return rc;
 			p = r->readback;
@@ -567,7 +567,7 @@ static int advance_hash(struct receiver *r, struct session *s, uint32_t b, const
 }
 
 static const char *store_block(struct receiver *r, struct session *s, uint32_t b,
-			       const uint8_t *stored, const struct symhdr *sh)
+                               const uint8_t *stored, const struct symhdr *sh)
 {
 	size_t raw_len = (size_t)block_raw_len(s, b);
 	const uint8_t *raw = stored;
@@ -596,7 +596,7 @@ static const char *store_block(struct receiver *r, struct session *s, uint32_t b
 	rc = pwrite_full(s->fd, raw, raw_len, (off_t)((uint64_t)b * s->an.chunk_size));
 	if (rc < 0)
 		return rc == -ENOSPC ? "disk full while writing to staging"
-				     : "write error in the staging directory";
+		                     : "write error in the staging directory";
 	set_bit(s->done, b);
 	s->done_count++;
 	if (advance_hash(r, s, b, raw) < 0)
@@ -604,8 +604,8 @@ static const char *store_block(struct receiver *r, struct session *s, uint32_t b
 	return NULL;
 }
 
-static int data_row_done(void *ctx, uint32_t block, const uint8_t *stored,
-			 const struct symhdr *sh, unsigned repaired)
+static int data_row_done(void *ctx, uint32_t block, const uint8_t *stored, const struct symhdr *sh,
+                         unsigned repaired)
 {
 	struct session *s = ctx;
 
@@ -618,8 +618,8 @@ static int data_row_done(void *ctx, uint32_t block, const uint8_t *stored,
 static int group_complete(const struct session *s, uint32_t g)
 {
 	uint32_t first = g * s->an.group;
-	uint32_t end = first + s->an.group < s->an.block_count ? first + s->an.group
-							       : s->an.block_count;
+	uint32_t end =
+	    first + s->an.group < s->an.block_count ? first + s->an.group : s->an.block_count;
 
 	for (uint32_t b = first; b < end; b++)
 		if (!bit(s->done, b))
@@ -644,7 +644,7 @@ static int symbol_fits(const struct session *s, uint32_t block, const struct sym
 }
 
 static int data_symbol(struct receiver *r, struct session *s, const struct frame_header *h,
-		       const struct symhdr *sh, const uint8_t *data, uint64_t now)
+                       const struct symhdr *sh, const uint8_t *data, uint64_t now)
 {
 	uint32_t g;
 
@@ -690,7 +690,7 @@ static int data_symbol(struct receiver *r, struct session *s, const struct frame
 /* ---- frames --------------------------------------------------------------- */
 
 static void status_frame(struct session *s, const struct frame_header *h, const uint8_t *p,
-			 uint64_t now)
+                         uint64_t now)
 {
 	struct status st;
 
@@ -781,7 +781,7 @@ static void publish(struct receiver *r, struct session *s)
 	rc = staging_publish(r->st, s->fd, s->part, s->name);
 	if (rc == -EEXIST) {
 		session_fail(r, s, "conflict",
-			     "a file with this name is already in the inbox; not overwritten");
+		             "a file with this name is already in the inbox; not overwritten");
 		return;
 	}
 	if (rc < 0) {
@@ -797,8 +797,8 @@ static void publish(struct receiver *r, struct session *s)
 	receipt_write(rec);
 	hex_encode(hex, h, PROTO_HASH_LEN);
 	log_info("published %s (%" PRIu64 " bytes, blake2b-256 %.16s..., %" PRIu64
-		 " symbols repaired)",
-		 s->name, s->an.object_size, hex, s->repaired);
+	         " symbols repaired)",
+	         s->name, s->an.object_size, hex, s->repaired);
 	r->stats.published++;
 	session_remove(r, s);
 }
@@ -830,14 +830,14 @@ void rcv_tick(struct receiver *r, uint64_t now)
 			publish(r, s);
 		} else if (s->end_seen && now - s->end_seen >= r->cfg->end_grace_ns) {
 			snprintf(why, sizeof(why),
-				 "sender finished but %" PRIu32 " of %" PRIu32
-				 " blocks could not be decoded%s",
-				 s->an.block_count - s->done_count, s->an.block_count,
-				 s->manifest_ok ? "" : " and the manifest was not complete");
+			         "sender finished but %" PRIu32 " of %" PRIu32
+			         " blocks could not be decoded%s",
+			         s->an.block_count - s->done_count, s->an.block_count,
+			         s->manifest_ok ? "" : " and the manifest was not complete");
 			session_fail(r, s, "incomplete", why);
 		} else if (now - s->last_seen >= r->cfg->session_timeout_ns) {
 			snprintf(why, sizeof(why), "no frames for %" PRIu64 " s",
-				 r->cfg->session_timeout_ns / 1000000000u);
+			         r->cfg->session_timeout_ns / 1000000000u);
 			session_fail(r, s, "incomplete", why);
 		}
 	}
@@ -850,7 +850,7 @@ void rcv_abandon_all(struct receiver *r, const char *reason)
 }
 
 int rcv_init(struct receiver *r, const struct rcv_config *cfg, struct staging *st,
-	     struct receipt_log *log)
+             struct receipt_log *log)
 {
 	memset(r, 0, sizeof(*r));
 	r->cfg = cfg;

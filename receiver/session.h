@@ -28,7 +28,7 @@ struct rcv_config {
 	unsigned ntrusted;
 	unsigned max_sessions;
 	uint64_t session_timeout_ns; /* no frame for this long: incomplete */
-	uint64_t end_grace_ns;	     /* after END, wait this long for stragglers */
+	uint64_t end_grace_ns;       /* after END, wait this long for stragglers */
 	uint64_t max_object_size;
 	size_t memory_budget; /* bytes for blocks in flight */
 };
@@ -62,8 +62,8 @@ struct receiver {
 	struct session **sessions;
 	unsigned nsessions;
 	struct group_pool pool;
-	void *zstd;	   /* ZSTD_DCtx */
-	uint8_t *raw;	   /* one decompressed block */
+	void *zstd;        /* ZSTD_DCtx */
+	uint8_t *raw;      /* one decompressed block */
 	uint8_t *readback; /* one block read back for the content hash */
 	size_t raw_cap;
 	uint64_t dead[256]; /* recently finished session ids */
@@ -72,7 +72,7 @@ struct receiver {
 };
 
 __attribute__((warn_unused_result)) int rcv_init(struct receiver *r, const struct rcv_config *cfg,
-						 struct staging *st, struct receipt_log *log);
+                                                 struct staging *st, struct receipt_log *log);
 void rcv_free(struct receiver *r);
 
 /* One datagram, in place (it is decrypted in buf). now = CLOCK_MONOTONIC. */

@@ -25,7 +25,7 @@ static int open_dir(int at, const char *path, int create)
 }
 
 int staging_open(struct staging *st, const char *inbox, const char *state_dir, char *err,
-		 size_t errlen)
+                 size_t errlen)
 {
 	struct stat a, b;
 	int state_fd;
@@ -36,13 +36,13 @@ int staging_open(struct staging *st, const char *inbox, const char *state_dir, c
 	st->inbox_fd = open_dir(AT_FDCWD, inbox, 0);
 	if (st->inbox_fd < 0) {
 		snprintf(err, errlen, "cannot open inbox directory %s: %s; create it first", inbox,
-			 strerror(errno));
+		         strerror(errno));
 		return -errno;
 	}
 	state_fd = open_dir(AT_FDCWD, state_dir, 1);
 	if (state_fd < 0) {
 		snprintf(err, errlen, "cannot open state directory %s: %s", state_dir,
-			 strerror(errno));
+		         strerror(errno));
 		return -errno;
 	}
 	st->dir_fd = open_dir(state_fd, "staging", 1);
@@ -53,9 +53,9 @@ int staging_open(struct staging *st, const char *inbox, const char *state_dir, c
 	}
 	if (fstat(st->inbox_fd, &a) < 0 || fstat(st->dir_fd, &b) < 0 || a.st_dev != b.st_dev) {
 		snprintf(err, errlen,
-			 "the state directory %s is not on the same filesystem as the inbox %s; "
-			 "publication must be an atomic rename, so put --state on that filesystem",
-			 state_dir, inbox);
+		         "the state directory %s is not on the same filesystem as the inbox %s; "
+		         "publication must be an atomic rename, so put --state on that filesystem",
+		         state_dir, inbox);
 		return -EXDEV;
 	}
 	return 0;
@@ -96,7 +96,7 @@ int staging_clean(struct staging *st)
 }
 
 int staging_create(struct staging *st, uint64_t session_id, uint64_t size,
-		   char part[STAGING_NAME_MAX], int *fd_out)
+                   char part[STAGING_NAME_MAX], int *fd_out)
 {
 	struct statvfs vfs;
 	int fd, rc;

@@ -22,8 +22,8 @@ struct staging {
 /* Open the inbox and STATE_DIR/staging (created 0700), check both are on
  * one filesystem. 0 or -errno with a user-facing message in err. */
 __attribute__((warn_unused_result)) int staging_open(struct staging *st, const char *inbox,
-						     const char *state_dir, char *err,
-						     size_t errlen);
+                                                     const char *state_dir, char *err,
+                                                     size_t errlen);
 void staging_close(struct staging *st);
 
 /* Remove leftovers of a previous run (crash, kill -9): every *.part file.
@@ -34,14 +34,14 @@ int staging_clean(struct staging *st);
  * (fallocate), so a full disk is found up front. -ENOSPC when the space is
  * not there; -errno otherwise. part receives the staging name. */
 __attribute__((warn_unused_result)) int staging_create(struct staging *st, uint64_t session_id,
-						       uint64_t size, char part[STAGING_NAME_MAX],
-						       int *fd_out);
+                                                       uint64_t size, char part[STAGING_NAME_MAX],
+                                                       int *fd_out);
 
 /* fsync the file, set the receiver's mode, rename it into the inbox as name
  * without replacing anything, fsync the inbox. -EEXIST if the name is taken
  * (the staging file is left for staging_discard). */
 __attribute__((warn_unused_result)) int staging_publish(struct staging *st, int fd,
-							const char *part, const char *name);
+                                                        const char *part, const char *name);
 void staging_discard(struct staging *st, const char *part);
 
 #endif

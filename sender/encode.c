@@ -67,8 +67,8 @@ unsigned enc_max_frames(const struct encoder *e)
 	return e->kmax + (m > mm ? m : mm);
 }
 
-int enc_init(struct encoder *e, uint16_t symbol_size, uint8_t kmax, double total_pct,
-	     uint8_t group, int compress)
+int enc_init(struct encoder *e, uint16_t symbol_size, uint8_t kmax, double total_pct, uint8_t group,
+             int compress)
 {
 	unsigned parity;
 
@@ -105,7 +105,7 @@ void enc_free(struct encoder *e)
 /* Stored form of a block in e->plain: zstd level 1 when that shrinks it,
  * raw otherwise (DESIGN.md: stored raw when it does not shrink). */
 static size_t store_block(struct encoder *e, const uint8_t *raw, size_t len, int allow_compress,
-			  uint8_t *row, uint8_t *flags)
+                          uint8_t *row, uint8_t *flags)
 {
 	size_t cap = (size_t)e->kmax * e->S;
 
@@ -123,13 +123,13 @@ static size_t store_block(struct encoder *e, const uint8_t *raw, size_t len, int
 }
 
 static void put_frame(struct encoder *e, uint8_t *f, enum frame_type type, uint32_t block,
-		      unsigned sym, const struct symhdr *sh, const uint8_t *data)
+                      unsigned sym, const struct symhdr *sh, const uint8_t *data)
 {
 	struct frame_header h = {.version = PROTO_VERSION,
-				 .type = (uint8_t)type,
-				 .session_id = e->session_id,
-				 .block = block,
-				 .symbol = (uint16_t)sym};
+	                         .type = (uint8_t)type,
+	                         .session_id = e->session_id,
+	                         .block = block,
+	                         .symbol = (uint16_t)sym};
 
 	proto_encode_header(f, &h);
 	proto_encode_symhdr(f + PROTO_HEADER_LEN, sh);
@@ -143,8 +143,8 @@ static int seal_in_place(struct encoder *e, uint8_t *f, size_t len)
 }
 
 int enc_block(struct encoder *e, enum frame_type type, uint32_t block, const uint8_t *raw,
-	      size_t len, unsigned pass, int allow_compress, int seal, uint8_t *row,
-	      uint8_t **frames)
+              size_t len, unsigned pass, int allow_compress, int seal, uint8_t *row,
+              uint8_t **frames)
 {
 	const uint8_t *src[FEC_MAX_SYMBOLS];
 	uint8_t *out[FEC_MAX_SYMBOLS];
@@ -200,7 +200,7 @@ int enc_outer(struct encoder *e, uint8_t *const *rows, unsigned nrows, uint8_t *
 	/* RS is symbol-wise linear, so coding whole rows codes every column
 	 * (symbol position) of the group at once. */
 	return fec_encode(e->fec, nrows, nrows, e->parity, (size_t)e->kmax * e->S,
-			  (const uint8_t *const *)rows, out);
+	                  (const uint8_t *const *)rows, out);
 }
 
 int enc_seal_copy(struct encoder *e, const uint8_t *plain, uint8_t *out, size_t len)
@@ -210,14 +210,14 @@ int enc_seal_copy(struct encoder *e, const uint8_t *plain, uint8_t *out, size_t 
 }
 
 int enc_status(struct encoder *e, enum frame_type type, uint32_t pass, uint32_t passes,
-	       uint8_t *out)
+               uint8_t *out)
 {
 	struct frame_header h = {
-		.version = PROTO_VERSION, .type = (uint8_t)type, .session_id = e->session_id};
+	    .version = PROTO_VERSION, .type = (uint8_t)type, .session_id = e->session_id};
 	struct status st = {.frames_sent = e->counter, /* frames before this one */
-			    .pass = pass,
-			    .passes = passes,
-			    .clock_ns = wall_ns()};
+	                    .pass = pass,
+	                    .passes = passes,
+	                    .clock_ns = wall_ns()};
 
 	proto_encode_header(out, &h);
 	proto_encode_status(out + PROTO_HEADER_LEN, &st);

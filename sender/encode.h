@@ -16,13 +16,13 @@ struct encoder {
 	struct aead_ctx *aead;
 	uint64_t session_id;
 	uint64_t counter; /* last counter used; frames get ++counter */
-	uint16_t S;	  /* symbol size */
-	uint8_t kmax;	  /* source symbols of a full block */
-	double fec_pct;	  /* inner repair symbols per source symbol, in percent */
-	uint8_t group;	  /* G: data blocks per outer-code group */
-	uint8_t parity;	  /* P: outer parity rows per group */
+	uint16_t S;       /* symbol size */
+	uint8_t kmax;     /* source symbols of a full block */
+	double fec_pct;   /* inner repair symbols per source symbol, in percent */
+	uint8_t group;    /* G: data blocks per outer-code group */
+	uint8_t parity;   /* P: outer parity rows per group */
 	int compress;
-	uint8_t *plain;	 /* kmax * S: stored block, zero padded */
+	uint8_t *plain;  /* kmax * S: stored block, zero padded */
 	uint8_t *repair; /* 255 * S */
 	/* statistics */
 	uint64_t raw_bytes, stored_bytes, blocks_compressed;
@@ -44,8 +44,8 @@ unsigned enc_repair_count(unsigned k, double fec_pct);
 unsigned enc_max_frames(const struct encoder *e);
 
 __attribute__((warn_unused_result)) int enc_init(struct encoder *e, uint16_t symbol_size,
-						 uint8_t kmax, double total_pct, uint8_t group,
-						 int compress);
+                                                 uint8_t kmax, double total_pct, uint8_t group,
+                                                 int compress);
 void enc_free(struct encoder *e);
 
 /* Encode one block of `type` (FRAME_DATA or FRAME_MANIFEST) for the given
@@ -56,21 +56,21 @@ void enc_free(struct encoder *e);
  * left as plaintext with counter 0 (the manifest carousel seals copies
  * later with enc_seal_copy). Returns the number of frames, or -errno. */
 __attribute__((warn_unused_result)) int enc_block(struct encoder *e, enum frame_type type,
-						  uint32_t block, const uint8_t *raw, size_t len,
-						  unsigned pass, int allow_compress, int seal,
-						  uint8_t *row, uint8_t **frames);
+                                                  uint32_t block, const uint8_t *raw, size_t len,
+                                                  unsigned pass, int allow_compress, int seal,
+                                                  uint8_t *row, uint8_t **frames);
 
 /* Outer parity rows of a group: RS across the nrows padded rows (each
  * kmax * S bytes), written to out[0 .. parity-1]. */
 __attribute__((warn_unused_result)) int enc_outer(struct encoder *e, uint8_t *const *rows,
-						  unsigned nrows, uint8_t *const *out);
+                                                  unsigned nrows, uint8_t *const *out);
 
 /* Copy a plaintext frame, give it the next counter and seal the copy. */
 __attribute__((warn_unused_result)) int enc_seal_copy(struct encoder *e, const uint8_t *plain,
-						      uint8_t *out, size_t len);
+                                                      uint8_t *out, size_t len);
 
 /* Build and seal a HEARTBEAT or END frame (PROTO_STATUS_FRAME_LEN bytes). */
 __attribute__((warn_unused_result)) int enc_status(struct encoder *e, enum frame_type type,
-						   uint32_t pass, uint32_t passes, uint8_t *out);
+                                                   uint32_t pass, uint32_t passes, uint8_t *out);
 
 #endif

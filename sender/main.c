@@ -43,30 +43,30 @@ struct options {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: sluice-send --to HOST:PORT --rate RATE --key SENDER.key\n"
-		"                   --recipient RECEIVER.pub [options] FILE\n"
-		"\n"
-		"  --to HOST:PORT       receiver address (the diode's far side)\n"
-		"  --rate RATE          send rate in bit/s, e.g. 900m, 9.5g (required: the\n"
-		"                       link gives no feedback, the rate is the only loss control)\n"
-		"  --key FILE           sender signing key (sluice-keygen sender)\n"
-		"  --recipient FILE     receiver public key (receiver.pub)\n"
-		"  --fec PCT            repair symbols per data symbol (default 10%%)\n"
-		"  --mtu N              link MTU, 1500 (default) or up to 9000 for jumbo frames\n"
-		"  --name NAME          name to publish under (default: the file's name)\n"
-		"  --repeat N           send N passes, each with fresh repair symbols (default 1)\n"
-		"  --no-compress        do not try zstd on blocks\n"
-		"  --aead ALG           auto (default), aes256gcm or xchacha20poly1305\n"
-		"  --expires SECONDS    receiver refuses the manifest after this many seconds\n"
-		"  --state-dir DIR      where the sequence counter lives\n"
-		"                       (default $XDG_STATE_HOME/sluice or ~/.local/state/sluice)\n"
-		"  --no-gso             use sendmmsg instead of UDP GSO\n"
-		"  --progress / --no-progress   progress bar (default: when stderr is a terminal)\n"
-		"  -q, --quiet          print nothing on success (for cron)\n"
-		"  -v, --verbose        more detail\n"
-		"\n"
-		"exit status: 0 sent, 1 transfer failed, 2 usage error, 3 key problem\n");
+	fprintf(
+	    f, "usage: sluice-send --to HOST:PORT --rate RATE --key SENDER.key\n"
+	       "                   --recipient RECEIVER.pub [options] FILE\n"
+	       "\n"
+	       "  --to HOST:PORT       receiver address (the diode's far side)\n"
+	       "  --rate RATE          send rate in bit/s, e.g. 900m, 9.5g (required: the\n"
+	       "                       link gives no feedback, the rate is the only loss control)\n"
+	       "  --key FILE           sender signing key (sluice-keygen sender)\n"
+	       "  --recipient FILE     receiver public key (receiver.pub)\n"
+	       "  --fec PCT            repair symbols per data symbol (default 10%%)\n"
+	       "  --mtu N              link MTU, 1500 (default) or up to 9000 for jumbo frames\n"
+	       "  --name NAME          name to publish under (default: the file's name)\n"
+	       "  --repeat N           send N passes, each with fresh repair symbols (default 1)\n"
+	       "  --no-compress        do not try zstd on blocks\n"
+	       "  --aead ALG           auto (default), aes256gcm or xchacha20poly1305\n"
+	       "  --expires SECONDS    receiver refuses the manifest after this many seconds\n"
+	       "  --state-dir DIR      where the sequence counter lives\n"
+	       "                       (default $XDG_STATE_HOME/sluice or ~/.local/state/sluice)\n"
+	       "  --no-gso             use sendmmsg instead of UDP GSO\n"
+	       "  --progress / --no-progress   progress bar (default: when stderr is a terminal)\n"
+	       "  -q, --quiet          print nothing on success (for cron)\n"
+	       "  -v, --verbose        more detail\n"
+	       "\n"
+	       "exit status: 0 sent, 1 transfer failed, 2 usage error, 3 key problem\n");
 }
 
 static int bad(const char *fmt, const char *arg)
@@ -79,22 +79,35 @@ static int bad(const char *fmt, const char *arg)
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	static const struct option longopts[] = {
-		{"to", required_argument, NULL, 't'},	 {"rate", required_argument, NULL, 'r'},
-		{"key", required_argument, NULL, 'k'},	 {"recipient", required_argument, NULL, 'R'},
-		{"fec", required_argument, NULL, 'f'},	 {"mtu", required_argument, NULL, 'm'},
-		{"name", required_argument, NULL, 'n'},	 {"repeat", required_argument, NULL, 'N'},
-		{"no-compress", no_argument, NULL, 'C'}, {"aead", required_argument, NULL, 'a'},
-		{"expires", required_argument, NULL, 'e'}, {"state-dir", required_argument, NULL, 's'},
-		{"no-gso", no_argument, NULL, 'G'},	 {"progress", no_argument, NULL, 'p'},
-		{"no-progress", no_argument, NULL, 'P'}, {"quiet", no_argument, NULL, 'q'},
-		{"verbose", no_argument, NULL, 'v'},	 {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {{"to", required_argument, NULL, 't'},
+	                                         {"rate", required_argument, NULL, 'r'},
+	                                         {"key", required_argument, NULL, 'k'},
+	                                         {"recipient", required_argument, NULL, 'R'},
+	                                         {"fec", required_argument, NULL, 'f'},
+	                                         {"mtu", required_argument, NULL, 'm'},
+	                                         {"name", required_argument, NULL, 'n'},
+	                                         {"repeat", required_argument, NULL, 'N'},
+	                                         {"no-compress", no_argument, NULL, 'C'},
+	                                         {"aead", required_argument, NULL, 'a'},
+	                                         {"expires", required_argument, NULL, 'e'},
+	                                         {"state-dir", required_argument, NULL, 's'},
+	                                         {"no-gso", no_argument, NULL, 'G'},
+	                                         {"progress", no_argument, NULL, 'p'},
+	                                         {"no-progress", no_argument, NULL, 'P'},
+	                                         {"quiet", no_argument, NULL, 'q'},
+	                                         {"verbose", no_argument, NULL, 'v'},
+	                                         {"help", no_argument, NULL, 'h'},
+	                                         {NULL, 0, NULL, 0}};
 	char *end;
 	int c;
 
-	*o = (struct options){.fec = 10, .mtu = 1500, .repeat = 1, .compress = 1, .gso = 1,
-			      .progress = -1, .aead = AEAD_INVALID /* auto, after init */};
+	*o = (struct options){.fec = 10,
+	                      .mtu = 1500,
+	                      .repeat = 1,
+	                      .compress = 1,
+	                      .gso = 1,
+	                      .progress = -1,
+	                      .aead = AEAD_INVALID /* auto, after init */};
 	while ((c = getopt_long(argc, argv, "qvh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 't':
@@ -102,7 +115,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'r':
 			if (parse_rate(optarg, &o->rate) < 0)
-				return bad("--rate '%s' is not a rate: use e.g. 800k, 900m, 9.5g", optarg);
+				return bad("--rate '%s' is not a rate: use e.g. 800k, 900m, 9.5g",
+				           optarg);
 			break;
 		case 'k':
 			o->key = optarg;
@@ -112,7 +126,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'f':
 			if (parse_percent(optarg, &o->fec) < 0 || enc_pick_k(o->fec) == 0)
-				return bad("--fec '%s' is not a usable percentage (0%% to 1000%%)", optarg);
+				return bad("--fec '%s' is not a usable percentage (0%% to 1000%%)",
+				           optarg);
 			break;
 		case 'm':
 			o->mtu = (unsigned)strtoul(optarg, &end, 10);
@@ -134,7 +149,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->aead = strcmp(optarg, "auto") == 0 ? AEAD_INVALID : aead_parse(optarg);
 			if (o->aead == AEAD_INVALID && strcmp(optarg, "auto") != 0)
 				return bad("--aead '%s' is unknown: use auto, aes256gcm or "
-					   "xchacha20poly1305", optarg);
+				           "xchacha20poly1305",
+				           optarg);
 			break;
 		case 'e':
 			o->ttl = strtoull(optarg, &end, 10);
@@ -172,8 +188,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 	if (!o->to)
 		return bad("%s", "--to HOST:PORT is required");
 	if (!o->rate)
-		return bad("%s", "--rate is required: a one-way link cannot tell the sender its "
-				 "speed; use a little under the link rate, e.g. --rate 900m for 1 Gb/s");
+		return bad("%s",
+		           "--rate is required: a one-way link cannot tell the sender its "
+		           "speed; use a little under the link rate, e.g. --rate 900m for 1 Gb/s");
 	if (!o->key || !o->recipient)
 		return bad("%s", "--key SENDER.key and --recipient RECEIVER.pub are required");
 	return 0;
@@ -188,7 +205,7 @@ static uint16_t symbol_size_for(unsigned mtu, int family)
 }
 
 static void summary(const struct options *o, const struct transfer_args *ta,
-		    const struct transfer_result *r, const struct udp_tx *tx)
+                    const struct transfer_result *r, const struct udp_tx *tx)
 {
 	char id[2 * PROTO_HASH_LEN + 1], sz[32];
 	double s = (double)r->seconds_ns / 1e9;
@@ -199,8 +216,8 @@ static void summary(const struct options *o, const struct transfer_args *ta,
 	printf("sent %s: %s in %.2f s, %.0f Mb/s on the wire, %" PRIu64 " frames, "
 	       "FEC %.0f%%, %u pass%s, %s, %s\n",
 	       ta->name, fmt_bytes(sz, sizeof(sz), (double)r->size), s,
-	       s > 0 ? (double)tx->wire_bytes * 8 / s / 1e6 : 0.0, tx->datagrams, o->fec,
-	       o->repeat, o->repeat == 1 ? "" : "es", aead_name(o->aead),
+	       s > 0 ? (double)tx->wire_bytes * 8 / s / 1e6 : 0.0, tx->datagrams, o->fec, o->repeat,
+	       o->repeat == 1 ? "" : "es", aead_name(o->aead),
 	       tx->use_gso ? "UDP GSO" : "sendmmsg");
 	printf("object %.16s  stored %.1f%% of raw  blake2b-256 ", id,
 	       r->size ? 100.0 * (double)r->stored_bytes / (double)r->size : 100.0);
@@ -208,8 +225,8 @@ static void summary(const struct options *o, const struct transfer_args *ta,
 	printf("%s\n", id);
 }
 
-static int load_keys(const struct options *o, uint8_t *sk, uint8_t sid[KEYID_LEN],
-		     uint8_t rpk[32], uint8_t rid[KEYID_LEN])
+static int load_keys(const struct options *o, uint8_t *sk, uint8_t sid[KEYID_LEN], uint8_t rpk[32],
+                     uint8_t rid[KEYID_LEN])
 {
 	char err[512];
 
@@ -253,7 +270,7 @@ int main(int argc, char **argv)
 	}
 	key_id_hex(sidhex, sid);
 	if (seq_next(o.state_dir ? o.state_dir : seq_default_dir(sdir, sizeof(sdir)), sidhex,
-		     &ta.sequence, err, sizeof(err)) < 0 ||
+	             &ta.sequence, err, sizeof(err)) < 0 ||
 	    udp_tx_open(&tx, &dst, dlen, o.rate, o.gso, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		goto out;
@@ -261,21 +278,22 @@ int main(int argc, char **argv)
 	pathcopy = strdup(o.path);
 	if (!pathcopy)
 		goto out;
-	ta = (struct transfer_args){.path = o.path,
-				    .name = o.name ? o.name : basename(pathcopy),
-				    .tx = &tx,
-				    .symbol_size = symbol_size_for(o.mtu, dst.ss_family),
-				    .fec_pct = o.fec,
-				    .compress = o.compress,
-				    .passes = o.repeat,
-				    .aead = o.aead,
-				    .sequence = ta.sequence,
-				    .expires = o.ttl ? wall_ns() / 1000000000u + o.ttl : 0,
-				    .sign_sk = sk,
-				    .sender_id = sid,
-				    .receiver_pk = rpk,
-				    .receiver_id = rid,
-				    .progress = o.progress < 0 ? !o.quiet && isatty(2) : o.progress};
+	ta =
+	    (struct transfer_args){.path = o.path,
+	                           .name = o.name ? o.name : basename(pathcopy),
+	                           .tx = &tx,
+	                           .symbol_size = symbol_size_for(o.mtu, dst.ss_family),
+	                           .fec_pct = o.fec,
+	                           .compress = o.compress,
+	                           .passes = o.repeat,
+	                           .aead = o.aead,
+	                           .sequence = ta.sequence,
+	                           .expires = o.ttl ? wall_ns() / 1000000000u + o.ttl : 0,
+	                           .sign_sk = sk,
+	                           .sender_id = sid,
+	                           .receiver_pk = rpk,
+	                           .receiver_id = rid,
+	                           .progress = o.progress < 0 ? !o.quiet && isatty(2) : o.progress};
 	if (transfer_file(&ta, &res, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		goto out;

@@ -29,13 +29,13 @@ static int hash_blocks(struct plan *p, int fd, char *err, size_t errlen)
 	crypto_generichash_init(&whole, NULL, 0, PROTO_HASH_LEN);
 	while ((rc = ureader_next(r, &data, &len, &idx)) == 1) {
 		crypto_generichash(p->block_hashes + idx * PROTO_HASH_LEN, PROTO_HASH_LEN, data,
-				   len, NULL, 0);
+		                   len, NULL, 0);
 		crypto_generichash_update(&whole, data, len);
 	}
 	ureader_close(r);
 	if (rc < 0) {
 		snprintf(err, errlen, "reading the file failed: %s%s", strerror(-rc),
-			 rc == -EIO ? " (did it shrink while being sent?)" : "");
+		         rc == -EIO ? " (did it shrink while being sent?)" : "");
 		return rc;
 	}
 	crypto_generichash_final(&whole, p->content_hash, PROTO_HASH_LEN);
@@ -45,18 +45,18 @@ static int hash_blocks(struct plan *p, int fd, char *err, size_t errlen)
 static int build_manifest(struct plan *p, const struct plan_args *a)
 {
 	struct manifest m = {
-		.kind = MANIFEST_KIND_FILE,
-		.sequence = a->sequence,
-		.created_ns = 0,
-		.expires = a->expires,
-		.object_size = p->size,
-		.chunk_size = p->chunk,
-		.symbol_size = p->S,
-		.k = p->k,
-		.block_count = p->blocks,
-		.name = (const uint8_t *)a->name,
-		.name_len = (uint16_t)strlen(a->name),
-		.block_hashes = p->block_hashes,
+	    .kind = MANIFEST_KIND_FILE,
+	    .sequence = a->sequence,
+	    .created_ns = 0,
+	    .expires = a->expires,
+	    .object_size = p->size,
+	    .chunk_size = p->chunk,
+	    .symbol_size = p->S,
+	    .k = p->k,
+	    .block_count = p->blocks,
+	    .name = (const uint8_t *)a->name,
+	    .name_len = (uint16_t)strlen(a->name),
+	    .block_hashes = p->block_hashes,
 	};
 	m.created_ns = wall_ns();
 	memcpy(m.sender_id, a->sender_id, PROTO_KEYID_LEN);
@@ -73,14 +73,13 @@ static int build_manifest(struct plan *p, const struct plan_args *a)
 	if (proto_manifest_encode(p->manifest, p->manifest_len, &m) != p->manifest_len)
 		return -EINVAL;
 	crypto_sign_detached(p->manifest + p->manifest_len - MANIFEST_SIGNATURE_LEN, NULL,
-			     p->manifest, p->manifest_len - MANIFEST_SIGNATURE_LEN, a->sign_sk);
-	crypto_generichash(p->manifest_hash, PROTO_HASH_LEN, p->manifest, p->manifest_len, NULL,
-			   0);
+	                     p->manifest, p->manifest_len - MANIFEST_SIGNATURE_LEN, a->sign_sk);
+	crypto_generichash(p->manifest_hash, PROTO_HASH_LEN, p->manifest, p->manifest_len, NULL, 0);
 	return 0;
 }
 
 int plan_file(struct plan *p, int fd, uint64_t size, const struct plan_args *a, char *err,
-	      size_t errlen)
+              size_t errlen)
 {
 	uint64_t blocks;
 	int rc;
@@ -88,9 +87,9 @@ int plan_file(struct plan *p, int fd, uint64_t size, const struct plan_args *a, 
 	memset(p, 0, sizeof(*p));
 	if (!proto_name_valid((const uint8_t *)a->name, strlen(a->name))) {
 		snprintf(err, errlen,
-			 "'%s' cannot be published under that name: names are 1-255 bytes, "
-			 "without '/', control characters or a leading '.'; use --name",
-			 a->name);
+		         "'%s' cannot be published under that name: names are 1-255 bytes, "
+		         "without '/', control characters or a leading '.'; use --name",
+		         a->name);
 		return -EINVAL;
 	}
 	p->size = size;
@@ -100,8 +99,9 @@ int plan_file(struct plan *p, int fd, uint64_t size, const struct plan_args *a, 
 	blocks = proto_block_count(size, p->chunk);
 	if (blocks > UINT32_MAX ||
 	    proto_manifest_len((uint16_t)strlen(a->name), 0, (uint32_t)blocks) == 0) {
-		snprintf(err, errlen, "the file is too large for one object at this block size; "
-				      "use a larger --mtu");
+		snprintf(err, errlen,
+		         "the file is too large for one object at this block size; "
+		         "use a larger --mtu");
 		return -EFBIG;
 	}
 	p->blocks = (uint32_t)blocks;

@@ -28,7 +28,7 @@ struct plan_args {
 	uint16_t symbol_size;
 	uint8_t k;
 	uint64_t sequence;
-	uint64_t expires; /* unix seconds, 0 = never */
+	uint64_t expires;       /* unix seconds, 0 = never */
 	const uint8_t *sign_sk; /* Ed25519 secret key, 64 bytes */
 	const uint8_t *sender_id;
 };
@@ -36,8 +36,8 @@ struct plan_args {
 /* Read fd (size bytes) once and fill p. Returns 0 or -errno with a
  * user-facing message in err. */
 __attribute__((warn_unused_result)) int plan_file(struct plan *p, int fd, uint64_t size,
-						  const struct plan_args *a, char *err,
-						  size_t errlen);
+                                                  const struct plan_args *a, char *err,
+                                                  size_t errlen);
 void plan_free(struct plan *p);
 
 #endif

@@ -66,8 +66,8 @@ int seq_next(const char *dir, const char *keyid_hex, uint64_t *out, char *err, s
 
 	rc = make_dirs(dir);
 	if (rc < 0) {
-		snprintf(err, errlen, "cannot create state directory %s: %s; set --state-dir",
-			 dir, strerror(-rc));
+		snprintf(err, errlen, "cannot create state directory %s: %s; set --state-dir", dir,
+		         strerror(-rc));
 		return rc;
 	}
 	snprintf(path, sizeof(path), "%s/sequence-%s", dir, keyid_hex);
@@ -98,9 +98,10 @@ int seq_next(const char *dir, const char *keyid_hex, uint64_t *out, char *err, s
 	return 0;
 fail:
 	rc = -errno;
-	snprintf(err, errlen, "cannot record the sequence number in %s: %s; set --state-dir to a "
-			      "writable directory",
-		 dir, strerror(errno));
+	snprintf(err, errlen,
+	         "cannot record the sequence number in %s: %s; set --state-dir to a "
+	         "writable directory",
+	         dir, strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	if (dfd >= 0)

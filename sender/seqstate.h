@@ -15,6 +15,6 @@ const char *seq_default_dir(char *buf, size_t len);
  * microseconds), persisted (write, fsync, rename, fsync dir) under an flock
  * before it is returned, so concurrent senders never share one. */
 __attribute__((warn_unused_result)) int seq_next(const char *dir, const char *keyid_hex,
-						 uint64_t *out, char *err, size_t errlen);
+                                                 uint64_t *out, char *err, size_t errlen);
 
 #endif

@@ -35,7 +35,7 @@
 #include "transfer.h"
 #include "udp.h"
 
-#define GROUP	     32
+#define GROUP        32
 #define MF_EVERY     128
 #define ANNOUNCE_NS  500000000ull
 #define HEARTBEAT_NS 250000000ull
@@ -56,7 +56,7 @@ struct tctx {
 	uint8_t *arena;
 	uint8_t **frames;
 	unsigned nframes[GROUP + FEC_MAX_SYMBOLS];
-	unsigned nrows; /* GROUP + P */
+	unsigned nrows;  /* GROUP + P */
 	uint8_t *rowbuf; /* nrows + 1 padded rows of kmax * S */
 	uint8_t **list;
 	uint8_t *scratch;
@@ -82,16 +82,16 @@ static int build_announce(struct tctx *c)
 {
 	uint8_t *key = sodium_malloc(SESSION_KEY_LEN);
 	struct announce an = {.hdr = {.version = PROTO_VERSION, .type = FRAME_ANNOUNCE},
-			      .aead = (uint8_t)c->a->aead,
-			      .k = c->plan.k,
-			      .symbol_size = c->plan.S,
-			      .chunk_size = c->plan.chunk,
-			      .object_size = c->plan.size,
-			      .block_count = c->plan.blocks,
-			      .manifest_len = (uint32_t)c->plan.manifest_len,
-			      .created_ns = wall_ns(),
-			      .group = c->enc.group,
-			      .parity = c->enc.parity};
+	                      .aead = (uint8_t)c->a->aead,
+	                      .k = c->plan.k,
+	                      .symbol_size = c->plan.S,
+	                      .chunk_size = c->plan.chunk,
+	                      .object_size = c->plan.size,
+	                      .block_count = c->plan.blocks,
+	                      .manifest_len = (uint32_t)c->plan.manifest_len,
+	                      .created_ns = wall_ns(),
+	                      .group = c->enc.group,
+	                      .parity = c->enc.parity};
 	int rc = -ENOMEM;
 
 	if (!key)
@@ -112,7 +112,7 @@ static int build_announce(struct tctx *c)
 	}
 	proto_encode_announce(c->announce, &an);
 	crypto_sign_detached(c->announce + PROTO_ANNOUNCE_SIGNED_LEN, NULL, c->announce,
-			     PROTO_ANNOUNCE_SIGNED_LEN, c->a->sign_sk);
+	                     PROTO_ANNOUNCE_SIGNED_LEN, c->a->sign_sk);
 	rc = 0;
 out:
 	sodium_free(key); /* wipes it; the AEAD context keeps its own copy */
@@ -130,12 +130,12 @@ static int build_carousel(struct tctx *c)
 	for (uint32_t b = 0; b < nb; b++) {
 		uint64_t off = (uint64_t)b * c->plan.chunk;
 		size_t len = c->plan.manifest_len - off < c->plan.chunk
-				     ? (size_t)(c->plan.manifest_len - off)
-				     : c->plan.chunk;
+		                 ? (size_t)(c->plan.manifest_len - off)
+		                 : c->plan.chunk;
 		for (unsigned i = 0; i < c->maxf; i++)
 			fr[i] = c->mf_plain + ((size_t)c->mf_n + i) * c->flen;
 		int n = enc_block(&c->enc, FRAME_MANIFEST, b, c->plan.manifest + off, len, 1, 0, 0,
-				  NULL, fr);
+		                  NULL, fr);
 		if (n < 0)
 			return n;
 		c->mf_n += (unsigned)n;
@@ -177,8 +177,8 @@ static void progress(struct tctx *c, unsigned pass, int final)
 	pct = c->plan.size ? 100.0 * (double)c->bytes_done / (double)c->plan.size : 100.0;
 	rate = el > 0 ? (double)c->tx->wire_bytes * 8 / el / 1e6 : 0;
 	fprintf(stderr, "\r%s pass %u/%u %5.1f%% %s / %s  %.0f Mb/s   ", c->a->name, pass,
-		c->a->passes, pct, fmt_bytes(a, sizeof(a), (double)c->bytes_done),
-		fmt_bytes(b, sizeof(b), (double)c->plan.size), rate);
+	        c->a->passes, pct, fmt_bytes(a, sizeof(a), (double)c->bytes_done),
+	        fmt_bytes(b, sizeof(b), (double)c->plan.size), rate);
 	if (final)
 		fputc('\n', stderr);
 }
@@ -253,8 +253,8 @@ static int encode_parity(struct tctx *c, uint32_t g, unsigned nb, unsigned pass)
 	for (unsigned j = 0; j < c->enc.parity; j++) {
 		uint32_t block = c->plan.blocks + (g / GROUP) * c->enc.parity + j;
 		int n = enc_block(&c->enc, FRAME_DATA, block, par[j], rowlen, pass, 0, 1,
-				  row(c, GROUP + c->enc.parity),
-				  c->frames + (size_t)(nb + j) * c->maxf);
+		                  row(c, GROUP + c->enc.parity),
+		                  c->frames + (size_t)(nb + j) * c->maxf);
 		if (n < 0)
 			return n;
 		c->nframes[nb + j] = (unsigned)n;
@@ -285,8 +285,8 @@ static int send_pass(struct tctx *c, int fd, unsigned pass)
 				goto out;
 			}
 			int n = enc_block(&c->enc, FRAME_DATA, (uint32_t)idx, data, len, pass,
-					  c->a->compress, 1, row(c, b),
-					  c->frames + (size_t)b * c->maxf);
+			                  c->a->compress, 1, row(c, b),
+			                  c->frames + (size_t)b * c->maxf);
 			if (n < 0) {
 				rc = n;
 				goto out;
@@ -313,8 +313,8 @@ static int setup(struct tctx *c, const struct transfer_args *a)
 	c->a = a;
 	c->tx = a->tx;
 	c->flen = proto_frame_len(FRAME_DATA, a->symbol_size);
-	return enc_init(&c->enc, a->symbol_size, (uint8_t)enc_pick_k(a->fec_pct), a->fec_pct,
-			GROUP, a->compress);
+	return enc_init(&c->enc, a->symbol_size, (uint8_t)enc_pick_k(a->fec_pct), a->fec_pct, GROUP,
+	                a->compress);
 }
 
 static int alloc_buffers(struct tctx *c)
@@ -351,12 +351,12 @@ static int run(struct tctx *c, int fd, struct stat *st, char *err, size_t errlen
 {
 	const struct transfer_args *a = c->a;
 	struct plan_args pa = {.name = a->name,
-			       .symbol_size = a->symbol_size,
-			       .k = c->enc.kmax,
-			       .sequence = a->sequence,
-			       .expires = a->expires,
-			       .sign_sk = a->sign_sk,
-			       .sender_id = a->sender_id};
+	                       .symbol_size = a->symbol_size,
+	                       .k = c->enc.kmax,
+	                       .sequence = a->sequence,
+	                       .expires = a->expires,
+	                       .sign_sk = a->sign_sk,
+	                       .sender_id = a->sender_id};
 	int rc;
 
 	rc = plan_file(&c->plan, fd, (uint64_t)st->st_size, &pa, err, errlen);
@@ -396,7 +396,7 @@ static int run(struct tctx *c, int fd, struct stat *st, char *err, size_t errlen
 }
 
 int transfer_file(const struct transfer_args *a, struct transfer_result *res, char *err,
-		  size_t errlen)
+                  size_t errlen)
 {
 	struct tctx c;
 	struct stat st;

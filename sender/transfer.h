@@ -39,8 +39,7 @@ struct transfer_result {
 
 /* Returns 0 when every frame was handed to the kernel, -errno otherwise,
  * with a user-facing message in err. */
-__attribute__((warn_unused_result)) int transfer_file(const struct transfer_args *a,
-						      struct transfer_result *res, char *err,
-						      size_t errlen);
+__attribute__((warn_unused_result)) int
+transfer_file(const struct transfer_args *a, struct transfer_result *res, char *err, size_t errlen);
 
 #endif

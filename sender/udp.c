@@ -22,7 +22,7 @@
 #define PACE_SLACK_NS 200000
 
 int udp_tx_open(struct udp_tx *t, const struct sockaddr_storage *dst, socklen_t dst_len,
-		uint64_t rate_bps, int allow_gso, char *err, size_t errlen)
+                uint64_t rate_bps, int allow_gso, char *err, size_t errlen)
 {
 	int sndbuf = 8 << 20;
 
@@ -76,10 +76,8 @@ static int send_gso(struct udp_tx *t, uint8_t *const *frames, unsigned n, size_t
 {
 	struct iovec iov[UDP_TX_MAX_BATCH];
 	char control[CMSG_SPACE(sizeof(uint16_t))] = {0};
-	struct msghdr msg = {.msg_name = &t->dst,
-			     .msg_namelen = t->dst_len,
-			     .msg_iov = iov,
-			     .msg_iovlen = n};
+	struct msghdr msg = {
+	    .msg_name = &t->dst, .msg_namelen = t->dst_len, .msg_iov = iov, .msg_iovlen = n};
 	unsigned tries = 0;
 	ssize_t rc;
 
@@ -112,9 +110,9 @@ static int send_mmsg(struct udp_tx *t, uint8_t *const *frames, unsigned n, size_
 	for (unsigned i = 0; i < n; i++) {
 		iov[i] = (struct iovec){.iov_base = frames[i], .iov_len = len};
 		mm[i] = (struct mmsghdr){.msg_hdr = {.msg_name = &t->dst,
-						     .msg_namelen = t->dst_len,
-						     .msg_iov = &iov[i],
-						     .msg_iovlen = 1}};
+		                                     .msg_namelen = t->dst_len,
+		                                     .msg_iov = &iov[i],
+		                                     .msg_iovlen = 1}};
 	}
 	while (done < n) {
 		int rc = sendmmsg(t->fd, mm + done, n - done, 0);
@@ -143,10 +141,12 @@ int udp_tx_send(struct udp_tx *t, uint8_t *const *frames, unsigned n, size_t fra
 		pace(t, (uint64_t)b * (frame_len + t->overhead));
 		if (t->use_gso) {
 			rc = send_gso(t, frames, b, frame_len);
-			if (rc == -EIO || rc == -EINVAL || rc == -ENOPROTOOPT || rc == -EOPNOTSUPP) {
+			if (rc == -EIO || rc == -EINVAL || rc == -ENOPROTOOPT ||
+			    rc == -EOPNOTSUPP) {
 				/* No GSO here (old kernel, device without
 				 * checksum offload): fall back for good. */
-				log_debug("UDP GSO unavailable (%s), using sendmmsg", strerror(-rc));
+				log_debug("UDP GSO unavailable (%s), using sendmmsg",
+				          strerror(-rc));
 				t->use_gso = 0;
 				rc = send_mmsg(t, frames, b, frame_len);
 			}

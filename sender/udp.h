@@ -29,12 +29,12 @@ struct udp_tx {
 /* allow_gso = 0 forces the sendmmsg path (benchmarks, old kernels).
  * Returns 0 or -errno with a user-facing message in err. */
 __attribute__((warn_unused_result)) int udp_tx_open(struct udp_tx *t,
-						    const struct sockaddr_storage *dst,
-						    socklen_t dst_len, uint64_t rate_bps,
-						    int allow_gso, char *err, size_t errlen);
+                                                    const struct sockaddr_storage *dst,
+                                                    socklen_t dst_len, uint64_t rate_bps,
+                                                    int allow_gso, char *err, size_t errlen);
 /* Send n frames of equal length frame_len, in order, paced. 0 or -errno. */
 __attribute__((warn_unused_result)) int udp_tx_send(struct udp_tx *t, uint8_t *const *frames,
-						    unsigned n, size_t frame_len);
+                                                    unsigned n, size_t frame_len);
 void udp_tx_close(struct udp_tx *t);
 
 #endif

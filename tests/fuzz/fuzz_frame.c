@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* A symbol frame's symbol size is whatever its length implies. */
 	if (size > PROTO_SYMBOL_OVERHEAD && size - PROTO_SYMBOL_OVERHEAD <= PROTO_MAX_SYMBOL)
 		(void)proto_decode_symhdr(data + PROTO_HEADER_LEN,
-					  (uint16_t)(size - PROTO_SYMBOL_OVERHEAD), &s);
+		                          (uint16_t)(size - PROTO_SYMBOL_OVERHEAD), &s);
 	if (size >= PROTO_HEADER_LEN + PROTO_STATUS_LEN)
 		(void)proto_decode_status(data + PROTO_HEADER_LEN, &st);
 	return 0;

@@ -36,7 +36,11 @@ check() { # check DESCRIPTION COMMAND...
 }
 
 PORT=$((20000 + RANDOM % 20000))
-next_port() { PORT=$((PORT + 1)); echo "$PORT"; }
+next_ports() { # sets RP (receiver) and PP (proxy) to fresh ports
+	RP=$((PORT + 1))
+	PP=$((PORT + 2))
+	PORT=$((PORT + 2))
+}
 
 mkdir -p "$T/keys"
 "$B/sluice-keygen" sender "$T/keys/sender" >/dev/null
@@ -97,8 +101,9 @@ inbox_files() { find "$T/$1/inbox" -mindepth 1 -not -path '*/.sluice*' | wc -l; 
 
 # --- 1. large random file, 5% random loss, 10% FEC: published, identical ---
 head -c $((SIZE_MB << 20)) /dev/urandom >"$T/big.bin"
-rp=$(next_port)
-pp=$(next_port)
+next_ports
+rp=$RP
+pp=$PP
 start_recv loss5 "$rp" --once
 start_proxy "$pp" "$rp" --drop 5 --seed 11
 set +e
@@ -123,8 +128,9 @@ check "staging is empty after publication" \
 
 # --- 2. loss far above the FEC budget: nothing published, reason recorded ---
 head -c $((16 << 20)) /dev/urandom >"$T/lossy.bin"
-rp=$(next_port)
-pp=$(next_port)
+next_ports
+rp=$RP
+pp=$PP
 start_recv loss40 "$rp" --once
 start_proxy "$pp" "$rp" --drop 40 --seed 3
 set +e
@@ -143,7 +149,8 @@ check "staging reclaimed after the incomplete transfer" \
 
 # --- 3. a sender whose key the receiver does not trust ---
 head -c $((1 << 20)) /dev/urandom >"$T/evil.bin"
-rp=$(next_port)
+next_ports
+rp=$RP
 start_recv forged "$rp"
 set +e
 timeout 60 "$B/sluice-send" --to "127.0.0.1:$rp" --key "$T/keys/intruder/sender.key" \
@@ -160,8 +167,9 @@ check "nothing published from the untrusted key" test "$(inbox_files forged)" -e
 
 # --- 4. corruption, duplication, reordering and a burst: still identical ---
 head -c $((24 << 20)) /dev/urandom >"$T/mixed.bin"
-rp=$(next_port)
-pp=$(next_port)
+next_ports
+rp=$RP
+pp=$PP
 start_recv mixed "$rp" --once
 start_proxy "$pp" "$rp" --drop 1 --burst-drop 0.01 --burst-len 40 --duplicate 2 \
 	--reorder 2 --corrupt 1 --truncate 0.5 --seed 5
@@ -180,7 +188,8 @@ check "duplicated frames were recognised" \
 	test $(($(stat_of mixed duplicate) + $(stat_of mixed replayed))) -gt 0
 
 # --- 5. kill -9 of the receiver mid-transfer: no partial file, ever ---
-rp=$(next_port)
+next_ports
+rp=$RP
 start_recv killed "$rp"
 send "$rp" "$T/big.bin" --rate 200m --fec 10% &
 SPID=$!

@@ -34,16 +34,16 @@ static int setup(void **state)
 static struct manifest sample(void)
 {
 	struct manifest m = {.kind = MANIFEST_KIND_FILE,
-			     .sequence = 5,
-			     .created_ns = 1,
-			     .object_size = 2 * 181248 + 10,
-			     .chunk_size = 181248,
-			     .symbol_size = 1416,
-			     .k = 128,
-			     .block_count = NBLOCKS,
-			     .name = (const uint8_t *)"feed-2026-11-23.tar",
-			     .name_len = 19,
-			     .block_hashes = hashes};
+	                     .sequence = 5,
+	                     .created_ns = 1,
+	                     .object_size = 2 * 181248 + 10,
+	                     .chunk_size = 181248,
+	                     .symbol_size = 1416,
+	                     .k = 128,
+	                     .block_count = NBLOCKS,
+	                     .name = (const uint8_t *)"feed-2026-11-23.tar",
+	                     .name_len = 19,
+	                     .block_hashes = hashes};
 	memset(m.content_hash, 0x33, 32);
 	object_id_compute(&m, m.object_id);
 	return m;
@@ -128,8 +128,7 @@ static void test_object_id_stable(void **state)
 static void test_names(void **state)
 {
 	static const char *good[] = {"a", "file.txt", "x..y", "über", "a b"};
-	static const char *bad[] = {"", ".", "..", ".hidden", "a/b", "/abs", "tab\there",
-				    "nl\n"};
+	static const char *bad[] = {"", ".", "..", ".hidden", "a/b", "/abs", "tab\there", "nl\n"};
 	uint8_t big[300];
 
 	(void)state;
@@ -147,8 +146,8 @@ static void test_names(void **state)
 static void test_paths(void **state)
 {
 	static const char *good[] = {"a", "a/b", "dir/.config", "a/b/c.txt", "..a/b.."};
-	static const char *bad[] = {"",	   "/a",    "a/",   "a//b", "./a", "a/./b",
-				    "../a", "a/../b", "a/..", "..",   "a\x01"};
+	static const char *bad[] = {"",     "/a",     "a/",   "a//b", "./a",  "a/./b",
+	                            "../a", "a/../b", "a/..", "..",   "a\x01"};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
@@ -161,10 +160,13 @@ static void test_paths(void **state)
 static void test_bundle_entries(void **state)
 {
 	uint8_t ents[512], buf[4096], h[32] = {1};
-	struct manifest_entry e1 = {.path = (const uint8_t *)"docs", .path_len = 4,
-				    .mode = ENTRY_DIR, .hash = h};
-	struct manifest_entry e2 = {.path = (const uint8_t *)"docs/a.txt", .path_len = 10,
-				    .mode = ENTRY_FILE, .size = 100, .hash = h};
+	struct manifest_entry e1 = {
+	    .path = (const uint8_t *)"docs", .path_len = 4, .mode = ENTRY_DIR, .hash = h};
+	struct manifest_entry e2 = {.path = (const uint8_t *)"docs/a.txt",
+	                            .path_len = 10,
+	                            .mode = ENTRY_FILE,
+	                            .size = 100,
+	                            .hash = h};
 	struct manifest m = sample(), d;
 	struct manifest_entry e;
 	uint32_t off = 0;
@@ -253,7 +255,7 @@ static void test_sealed_session_key(void **state)
 	assert_int_equal(crypto_box_seal_open(opened, sealed, sizeof(sealed), rpk, rsk), 0);
 	assert_memory_equal(opened, key, 32);
 	assert_int_not_equal(
-		crypto_box_seal_open(opened, sealed, sizeof(sealed), other_pk, other_sk), 0);
+	    crypto_box_seal_open(opened, sealed, sizeof(sealed), other_pk, other_sk), 0);
 	sealed[50] ^= 1;
 	assert_int_not_equal(crypto_box_seal_open(opened, sealed, sizeof(sealed), rpk, rsk), 0);
 }
@@ -261,10 +263,14 @@ static void test_sealed_session_key(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip),	  cmocka_unit_test(test_every_bit_flip_detected),
-		cmocka_unit_test(test_object_id_stable), cmocka_unit_test(test_names),
-		cmocka_unit_test(test_paths),		  cmocka_unit_test(test_bundle_entries),
-		cmocka_unit_test(test_aead),		  cmocka_unit_test(test_sealed_session_key),
+	    cmocka_unit_test(test_roundtrip),
+	    cmocka_unit_test(test_every_bit_flip_detected),
+	    cmocka_unit_test(test_object_id_stable),
+	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_paths),
+	    cmocka_unit_test(test_bundle_entries),
+	    cmocka_unit_test(test_aead),
+	    cmocka_unit_test(test_sealed_session_key),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

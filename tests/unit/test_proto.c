@@ -13,17 +13,17 @@
 #include "proto/frame.h"
 
 static const struct frame_header H = {.version = PROTO_VERSION,
-				      .type = FRAME_DATA,
-				      .session_id = 0x1122334455667788ull,
-				      .counter = 42,
-				      .block = 7,
-				      .symbol = 130};
+                                      .type = FRAME_DATA,
+                                      .session_id = 0x1122334455667788ull,
+                                      .counter = 42,
+                                      .block = 7,
+                                      .symbol = 130};
 
 static void test_header_known_bytes(void **state)
 {
 	static const uint8_t want[PROTO_HEADER_LEN] = {
-		'S', 'L', 'C', 'E', 1, 3, 0, 0, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,
-		42,  0,	  0,   0,   0, 0, 0, 0, 7,    0,    0,	  0,    130,  0,    0,	  0};
+	    'S', 'L', 'C', 'E', 1, 3, 0, 0, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,
+	    42,  0,   0,   0,   0, 0, 0, 0, 7,    0,    0,    0,    130,  0,    0,    0};
 	uint8_t buf[PROTO_HEADER_LEN];
 	struct frame_header h;
 
@@ -49,21 +49,21 @@ struct bad_header {
 static void test_header_rejects(void **state)
 {
 	static const struct bad_header cases[] = {
-		{"empty", 0, 0, 0, PROTO_ERR_SHORT},
-		{"one byte short", PROTO_HEADER_LEN - 1, 0, 0, PROTO_ERR_SHORT},
-		{"magic 0", PROTO_HEADER_LEN, 0, 'X', PROTO_ERR_MAGIC},
-		{"magic 3", PROTO_HEADER_LEN, 3, 'e', PROTO_ERR_MAGIC},
-		{"version 0", PROTO_HEADER_LEN, 4, 0, PROTO_ERR_VERSION},
-		{"version 2", PROTO_HEADER_LEN, 4, 2, PROTO_ERR_VERSION},
-		{"type invalid", PROTO_HEADER_LEN, 5, FRAME_INVALID, PROTO_ERR_TYPE},
-		{"type 6", PROTO_HEADER_LEN, 5, 6, PROTO_ERR_TYPE},
-		{"type 255", PROTO_HEADER_LEN, 5, 255, PROTO_ERR_TYPE},
-		{"flags lo", PROTO_HEADER_LEN, 6, 1, PROTO_ERR_RESERVED},
-		{"flags hi", PROTO_HEADER_LEN, 7, 0x80, PROTO_ERR_RESERVED},
-		{"reserved lo", PROTO_HEADER_LEN, 30, 1, PROTO_ERR_RESERVED},
-		{"reserved hi", PROTO_HEADER_LEN, 31, 1, PROTO_ERR_RESERVED},
-		{"symbol 255", PROTO_HEADER_LEN, 28, 255, PROTO_ERR_FIELD},
-		{"symbol high byte", PROTO_HEADER_LEN, 29, 1, PROTO_ERR_FIELD},
+	    {"empty", 0, 0, 0, PROTO_ERR_SHORT},
+	    {"one byte short", PROTO_HEADER_LEN - 1, 0, 0, PROTO_ERR_SHORT},
+	    {"magic 0", PROTO_HEADER_LEN, 0, 'X', PROTO_ERR_MAGIC},
+	    {"magic 3", PROTO_HEADER_LEN, 3, 'e', PROTO_ERR_MAGIC},
+	    {"version 0", PROTO_HEADER_LEN, 4, 0, PROTO_ERR_VERSION},
+	    {"version 2", PROTO_HEADER_LEN, 4, 2, PROTO_ERR_VERSION},
+	    {"type invalid", PROTO_HEADER_LEN, 5, FRAME_INVALID, PROTO_ERR_TYPE},
+	    {"type 6", PROTO_HEADER_LEN, 5, 6, PROTO_ERR_TYPE},
+	    {"type 255", PROTO_HEADER_LEN, 5, 255, PROTO_ERR_TYPE},
+	    {"flags lo", PROTO_HEADER_LEN, 6, 1, PROTO_ERR_RESERVED},
+	    {"flags hi", PROTO_HEADER_LEN, 7, 0x80, PROTO_ERR_RESERVED},
+	    {"reserved lo", PROTO_HEADER_LEN, 30, 1, PROTO_ERR_RESERVED},
+	    {"reserved hi", PROTO_HEADER_LEN, 31, 1, PROTO_ERR_RESERVED},
+	    {"symbol 255", PROTO_HEADER_LEN, 28, 255, PROTO_ERR_FIELD},
+	    {"symbol high byte", PROTO_HEADER_LEN, 29, 1, PROTO_ERR_FIELD},
 	};
 	uint8_t buf[PROTO_HEADER_LEN];
 	struct frame_header h;
@@ -103,18 +103,17 @@ static void test_header_counter_rules(void **state)
 
 static struct announce sample_announce(void)
 {
-	struct announce a = {.hdr = {.version = PROTO_VERSION,
-				     .type = FRAME_ANNOUNCE,
-				     .session_id = 99},
-			     .aead = AEAD_XCHACHA20POLY1305,
-			     .k = 128,
-			     .symbol_size = 1416,
-			     .chunk_size = 128 * 1416,
-			     .object_size = 5ull << 30, /* > 4 GiB */
-			     .manifest_len = 1000,
-			     .group = 32,
-			     .parity = 2,
-			     .created_ns = 1234567890123ull};
+	struct announce a = {
+	    .hdr = {.version = PROTO_VERSION, .type = FRAME_ANNOUNCE, .session_id = 99},
+	    .aead = AEAD_XCHACHA20POLY1305,
+	    .k = 128,
+	    .symbol_size = 1416,
+	    .chunk_size = 128 * 1416,
+	    .object_size = 5ull << 30, /* > 4 GiB */
+	    .manifest_len = 1000,
+	    .group = 32,
+	    .parity = 2,
+	    .created_ns = 1234567890123ull};
 	a.block_count = (uint32_t)proto_block_count(a.object_size, a.chunk_size);
 	for (int i = 0; i < 8; i++)
 		a.sender_id[i] = (uint8_t)i, a.receiver_id[i] = (uint8_t)(0x80 + i);
@@ -153,11 +152,11 @@ static void test_announce_rejects(void **state)
 		unsigned off;
 		uint8_t val;
 	} cases[] = {
-		{"aead 0", 48, 0},	    {"aead 3", 48, 3},	     {"k 0", 49, 0},
-		{"k 255", 49, 255},	    {"symbol size", 50, 7},  {"chunk", 52, 1},
-		{"object size", 60, 0x55}, {"block count", 64, 9}, {"manifest too big", 71, 0x10},
-		{"group 0", 224, 0},	    {"group+parity", 225, 250}, {"reserved", 227, 1},
-		{"reserved 2", 231, 1},
+	    {"aead 0", 48, 0},         {"aead 3", 48, 3},          {"k 0", 49, 0},
+	    {"k 255", 49, 255},        {"symbol size", 50, 7},     {"chunk", 52, 1},
+	    {"object size", 60, 0x55}, {"block count", 64, 9},     {"manifest too big", 71, 0x10},
+	    {"group 0", 224, 0},       {"group+parity", 225, 250}, {"reserved", 227, 1},
+	    {"reserved 2", 231, 1},
 	};
 
 	(void)state;
@@ -247,14 +246,14 @@ static void test_frame_lengths(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_header_known_bytes),
-		cmocka_unit_test(test_header_rejects),
-		cmocka_unit_test(test_header_counter_rules),
-		cmocka_unit_test(test_announce_roundtrip),
-		cmocka_unit_test(test_announce_rejects),
-		cmocka_unit_test(test_symhdr),
-		cmocka_unit_test(test_status),
-		cmocka_unit_test(test_frame_lengths),
+	    cmocka_unit_test(test_header_known_bytes),
+	    cmocka_unit_test(test_header_rejects),
+	    cmocka_unit_test(test_header_counter_rules),
+	    cmocka_unit_test(test_announce_roundtrip),
+	    cmocka_unit_test(test_announce_rejects),
+	    cmocka_unit_test(test_symhdr),
+	    cmocka_unit_test(test_status),
+	    cmocka_unit_test(test_frame_lengths),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,9 +5,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -91,7 +93,7 @@ static void hash_line(const struct line *l, uint8_t out[32])
 /* Lines [from, to) are good: pure printable ASCII, parse, n counts up from
  * first_n, and each prev is the hash of the line before (or want_prev). */
 static void check_chain(const struct logfile *lf, size_t from, size_t to, uint64_t first_n,
-			const uint8_t want_prev[32])
+                        const uint8_t want_prev[32])
 {
 	uint8_t expect[32], prev[32];
 
@@ -104,7 +106,7 @@ static void check_chain(const struct logfile *lf, size_t from, size_t to, uint64
 		for (size_t k = 0; k < l->len; k++)
 			assert_true(l->p[k] >= 0x20 && l->p[k] <= 0x7e);
 		assert_int_equal(receipt_parse_line(l->p, l->len, &n, event, sizeof(event), prev),
-				 0);
+		                 0);
 		assert_int_equal(n, first_n + (i - from));
 		assert_memory_equal(prev, expect, 32);
 		hash_line(l, expect);
@@ -137,7 +139,7 @@ static void append_tricky(struct receipt_log *log)
 	memset(h, 0xab, sizeof(h));
 	receipt_hex(r, "blake2b", h, 4);
 	receipt_double(r, "fec_margin_pct", 12.5);
-	receipt_double(r, "nan", 0.0 / 0.0);
+	receipt_double(r, "nan", NAN);
 	receipt_str(r, "none", NULL);
 	assert_int_equal(receipt_commit(r), 0);
 
@@ -180,7 +182,7 @@ static void test_chain(void **state)
 
 	/* the escaping, byte for byte */
 	assert_true(contains(&lf.lines[1], "\"q\":\"say \\\"hi\\\"\\\\ back\\u000anext\\u0009"
-					   "line\\u000d\\u0001\\u001f\\u007f\""));
+	                                   "line\\u000d\\u0001\\u001f\\u007f\""));
 	assert_true(contains(&lf.lines[1], "\"name\":\"a\\u0000b\\u0080\\u00ff\\\"\""));
 	assert_true(contains(&lf.lines[1], "\"size\":18446744073709551615,"));
 	assert_true(contains(&lf.lines[1], "\"blake2b\":\"abababab\","));
@@ -194,9 +196,8 @@ static void test_chain(void **state)
 	assert_int_equal(memcmp(lf.lines[1].p, "{\"n\":2,\"time\":\"", 15), 0);
 
 	/* the event round-trips through the parser */
-	assert_int_equal(receipt_parse_line(lf.lines[2].p, lf.lines[2].len, &n, event,
-					    sizeof(event), h),
-			 0);
+	assert_int_equal(
+	    receipt_parse_line(lf.lines[2].p, lf.lines[2].len, &n, event, sizeof(event), h), 0);
 	assert_string_equal(event, "rejected \"odd\"\n");
 	free(lf.data);
 }
@@ -258,7 +259,7 @@ static void test_symlink_refused(void **state)
 
 static void append_raw(const char *s, size_t len)
 {
-	int fd = open(path, O_WRONLY | O_APPEND);
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0640);
 
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, s, len), (ssize_t)len);
@@ -268,7 +269,7 @@ static void append_raw(const char *s, size_t len)
 /* A crash mid-write leaves a line without its newline (the worst case: the
  * whole record but the newline, which parses). Reopen must not rewrite it,
  * and the next record must say where the damage is. */
-static void crash_case(const char *tail, size_t taillen, size_t extra_good)
+static void crash_case(const char *tail, size_t taillen, size_t extra_bad)
 {
 	struct receipt_log *log;
 	struct logfile lf;
@@ -294,18 +295,17 @@ static void crash_case(const char *tail, size_t taillen, size_t extra_good)
 
 	load(&lf);
 	/* 3 good lines, the damage (one or more lines), log-damaged, published */
-	dmg = 3 + extra_good + 1;
+	dmg = 3 + extra_bad + 1;
 	assert_int_equal(lf.count, dmg + 2);
 	assert_int_equal(memcmp(lf.data + damage_off, tail, taillen), 0); /* history kept */
 	check_chain(&lf, 0, 3, 1, zeros);
 	hash_line(&lf.lines[2], h);
 	check_chain(&lf, dmg, dmg + 2, 4, h); /* chained to the last good line */
-	assert_int_equal(receipt_parse_line(lf.lines[dmg].p, lf.lines[dmg].len, &n, event,
-					    sizeof(event), h),
-			 0);
+	assert_int_equal(
+	    receipt_parse_line(lf.lines[dmg].p, lf.lines[dmg].len, &n, event, sizeof(event), h), 0);
 	assert_string_equal(event, "log-damaged");
 	snprintf(want, sizeof(want), "\"offset\":%zu,\"bytes\":%zu,", damage_off,
-		 lf.lines[dmg].off - damage_off);
+	         lf.lines[dmg].off - damage_off);
 	assert_true(contains(&lf.lines[dmg], want));
 	free(lf.data);
 
@@ -333,9 +333,9 @@ static void test_crash_all_but_newline(void **state)
 	/* parses, but without its newline it was never committed */
 	char tail[200];
 	int len = snprintf(tail, sizeof(tail),
-			   "{\"n\":4,\"time\":\"2026-11-23T09:14:02.137Z\",\"event\":\"x\","
-			   "\"prev\":\"%064d\"}",
-			   0);
+	                   "{\"n\":4,\"time\":\"2026-11-23T09:14:02.137Z\",\"event\":\"x\","
+	                   "\"prev\":\"%064d\"}",
+	                   0);
 
 	(void)state;
 	crash_case(tail, (size_t)len, 0);
@@ -367,7 +367,7 @@ static void test_all_damaged(void **state)
 	check_chain(&lf, 1, 3, 1, zeros);
 	assert_true(contains(&lf.lines[1], "\"event\":\"log-damaged\",\"offset\":0,\"bytes\":5,"));
 	assert_int_equal(receipt_parse_line(lf.lines[0].p, lf.lines[0].len, &n, NULL, 0, NULL),
-			 -EINVAL);
+	                 -EINVAL);
 	free(lf.data);
 }
 
@@ -474,11 +474,11 @@ static void test_threads(void **state)
 static void test_parse_accepts(void **state)
 {
 	static const char *good[] = {
-		"{\"n\":1," T ",\"event\":\"start\"," P "}",
-		"{\"n\":0," T ",\"event\":\"\"," P "}",
-		"{\"n\":18446744073709551615," T ",\"event\":\"a\\u00ffb\\n\\/\"," P "}",
-		"{\"n\":7," T ",\"event\":\"x\",\"a\":-0.5e+3,\"b\":true,\"c\":null,\"d\":\"\\u0000\","
-		"\"\\u0070rev2\":0,\"e\":false," P "}",
+	    "{\"n\":1," T ",\"event\":\"start\"," P "}",
+	    "{\"n\":0," T ",\"event\":\"\"," P "}",
+	    "{\"n\":18446744073709551615," T ",\"event\":\"a\\u00ffb\\n\\/\"," P "}",
+	    "{\"n\":7," T ",\"event\":\"x\",\"a\":-0.5e+3,\"b\":true,\"c\":null,\"d\":\"\\u0000\","
+	    "\"\\u0070rev2\":0,\"e\":false," P "}",
 	};
 	uint8_t prev[32];
 	char event[16];
@@ -486,82 +486,84 @@ static void test_parse_accepts(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-		assert_int_equal(receipt_parse_line(good[i], strlen(good[i]), &n, event,
-						    sizeof(event), prev),
-				 0);
-	assert_int_equal(receipt_parse_line(good[0], strlen(good[0]), &n, event, sizeof(event),
-					    prev),
-			 0);
+		assert_int_equal(
+		    receipt_parse_line(good[i], strlen(good[i]), &n, event, sizeof(event), prev),
+		    0);
+	assert_int_equal(
+	    receipt_parse_line(good[0], strlen(good[0]), &n, event, sizeof(event), prev), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(event, "start");
 	assert_int_equal(prev[0], 0x00);
 	assert_int_equal(prev[5], 0x55);
 	assert_int_equal(prev[31], 0xff);
-	assert_int_equal(receipt_parse_line(good[2], strlen(good[2]), &n, event, sizeof(event),
-					    prev),
-			 0);
+	assert_int_equal(
+	    receipt_parse_line(good[2], strlen(good[2]), &n, event, sizeof(event), prev), 0);
 	assert_int_equal(n, UINT64_MAX);
 	assert_string_equal(event, "a\xff"
-				   "b\n/");
+	                           "b\n/");
 }
 
 static void test_parse_rejects(void **state)
 {
 	static const char *bad[] = {
-		"",
-		"{}",
-		/* missing prev */
-		"{\"n\":1," T ",\"event\":\"start\"}",
-		"{\"n\":1," T ",\"event\":\"start\",\"size\":3}",
-		/* bad hex: non-hex, upper case, short, long */
-		"{\"n\":1," T ",\"event\":\"x\",\"prev\":\"0g112233445566778899aabbccddeeff00112233445566"
-		"778899aabbccddeeff\"}",
-		"{\"n\":1," T ",\"event\":\"x\",\"prev\":\"00112233445566778899AABBCCDDEEFF00112233445566"
-		"778899aabbccddeeff\"}",
-		"{\"n\":1," T ",\"event\":\"x\",\"prev\":\"00112233445566778899aabbccddeeff00112233445566"
-		"778899aabbccddeef\"}",
-		"{\"n\":1," T ",\"event\":\"x\",\"prev\":\"00112233445566778899aabbccddeeff00112233445566"
-		"778899aabbccddeeff0\"}",
-		"{\"n\":1," T ",\"event\":\"x\",\"prev\":0}",
-		/* wrong key order */
-		"{" T ",\"n\":1,\"event\":\"x\"," P "}",
-		"{\"n\":1,\"event\":\"x\"," T "," P "}",
-		"{\"event\":\"x\",\"n\":1," T "," P "}",
-		/* prev not last, or twice; reserved keys repeated */
-		"{\"n\":1," T ",\"event\":\"x\"," P ",\"a\":1}",
-		"{\"n\":1," T ",\"event\":\"x\"," P "," P "}",
-		"{\"n\":1," T ",\"event\":\"x\",\"n\":2," P "}",
-		"{\"n\":1," T ",\"event\":\"x\",\"\\u0065vent\":\"y\"," P "}",
-		/* n */
-		"{\"n\":01," T ",\"event\":\"x\"," P "}",
-		"{\"n\":-1," T ",\"event\":\"x\"," P "}",
-		"{\"n\":18446744073709551616," T ",\"event\":\"x\"," P "}",
-		"{\"n\":\"1\"," T ",\"event\":\"x\"," P "}",
-		"{\"n\":1.0," T ",\"event\":\"x\"," P "}",
-		/* time */
-		"{\"n\":1,\"time\":\"2026-11-23 09:14:02.137Z\",\"event\":\"x\"," P "}",
-		"{\"n\":1,\"time\":\"2026-11-23T09:14:02Z\",\"event\":\"x\"," P "}",
-		/* strings and values */
-		"{\"n\":1," T ",\"event\":\"a\nb\"," P "}",
-		"{\"n\":1," T ",\"event\":\"\xc3\xa9\"," P "}",
-		"{\"n\":1," T ",\"event\":\"\\x\"," P "}",
-		"{\"n\":1," T ",\"event\":\"\\u00g0\"," P "}",
-		"{\"n\":1," T ",\"event\":\"\\u0000\"," P "}",
-		"{\"n\":1," T ",\"event\":\"\\u0100\"," P "}",
-		"{\"n\":1," T ",\"event\":\"x\",\"a\":{}," P "}",
-		"{\"n\":1," T ",\"event\":\"x\",\"a\":[1]," P "}",
-		"{\"n\":1," T ",\"event\":\"x\",\"a\":01," P "}",
-		"{\"n\":1," T ",\"event\":\"x\",\"a\":1.," P "}",
-		"{\"n\":1," T ",\"event\":\"x\",\"a\":tru," P "}",
-		"{\"n\":1," T ",\"event\":\"x\",\"a\"," P "}",
-		"{\"n\":1," T ",\"event\":\"x\",," P "}",
-		/* whitespace and trailing bytes */
-		"{\"n\": 1," T ",\"event\":\"x\"," P "}",
-		"{\"n\":1," T ",\"event\":\"x\"," P "} ",
-		"{\"n\":1," T ",\"event\":\"x\"," P "}\n",
-		"{\"n\":1," T ",\"event\":\"x\"," P "}}",
-		/* event longer than the caller's buffer */
-		"{\"n\":1," T ",\"event\":\"0123456789abcdef\"," P "}",
+	    "",
+	    "{}",
+	    /* missing prev */
+	    "{\"n\":1," T ",\"event\":\"start\"}",
+	    "{\"n\":1," T ",\"event\":\"start\",\"size\":3}",
+	    /* bad hex: non-hex, upper case, short, long */
+	    "{\"n\":1," T
+	    ",\"event\":\"x\",\"prev\":\"0g112233445566778899aabbccddeeff00112233445566"
+	    "778899aabbccddeeff\"}",
+	    "{\"n\":1," T
+	    ",\"event\":\"x\",\"prev\":\"00112233445566778899AABBCCDDEEFF00112233445566"
+	    "778899aabbccddeeff\"}",
+	    "{\"n\":1," T
+	    ",\"event\":\"x\",\"prev\":\"00112233445566778899aabbccddeeff00112233445566"
+	    "778899aabbccddeef\"}",
+	    "{\"n\":1," T
+	    ",\"event\":\"x\",\"prev\":\"00112233445566778899aabbccddeeff00112233445566"
+	    "778899aabbccddeeff0\"}",
+	    "{\"n\":1," T ",\"event\":\"x\",\"prev\":0}",
+	    /* wrong key order */
+	    "{" T ",\"n\":1,\"event\":\"x\"," P "}",
+	    "{\"n\":1,\"event\":\"x\"," T "," P "}",
+	    "{\"event\":\"x\",\"n\":1," T "," P "}",
+	    /* prev not last, or twice; reserved keys repeated */
+	    "{\"n\":1," T ",\"event\":\"x\"," P ",\"a\":1}",
+	    "{\"n\":1," T ",\"event\":\"x\"," P "," P "}",
+	    "{\"n\":1," T ",\"event\":\"x\",\"n\":2," P "}",
+	    "{\"n\":1," T ",\"event\":\"x\",\"\\u0065vent\":\"y\"," P "}",
+	    /* n */
+	    "{\"n\":01," T ",\"event\":\"x\"," P "}",
+	    "{\"n\":-1," T ",\"event\":\"x\"," P "}",
+	    "{\"n\":18446744073709551616," T ",\"event\":\"x\"," P "}",
+	    "{\"n\":\"1\"," T ",\"event\":\"x\"," P "}",
+	    "{\"n\":1.0," T ",\"event\":\"x\"," P "}",
+	    /* time */
+	    "{\"n\":1,\"time\":\"2026-11-23 09:14:02.137Z\",\"event\":\"x\"," P "}",
+	    "{\"n\":1,\"time\":\"2026-11-23T09:14:02Z\",\"event\":\"x\"," P "}",
+	    /* strings and values */
+	    "{\"n\":1," T ",\"event\":\"a\nb\"," P "}",
+	    "{\"n\":1," T ",\"event\":\"\xc3\xa9\"," P "}",
+	    "{\"n\":1," T ",\"event\":\"\\x\"," P "}",
+	    "{\"n\":1," T ",\"event\":\"\\u00g0\"," P "}",
+	    "{\"n\":1," T ",\"event\":\"\\u0000\"," P "}",
+	    "{\"n\":1," T ",\"event\":\"\\u0100\"," P "}",
+	    "{\"n\":1," T ",\"event\":\"x\",\"a\":{}," P "}",
+	    "{\"n\":1," T ",\"event\":\"x\",\"a\":[1]," P "}",
+	    "{\"n\":1," T ",\"event\":\"x\",\"a\":01," P "}",
+	    "{\"n\":1," T ",\"event\":\"x\",\"a\":1.," P "}",
+	    "{\"n\":1," T ",\"event\":\"x\",\"a\":tru," P "}",
+	    "{\"n\":1," T ",\"event\":\"x\",\"a\"," P "}",
+	    "{\"n\":1," T ",\"event\":\"x\",," P "}",
+	    /* whitespace and trailing bytes */
+	    "{\"n\": 1," T ",\"event\":\"x\"," P "}",
+	    "{\"n\":1," T ",\"event\":\"x\"," P "} ",
+	    "{\"n\":1," T ",\"event\":\"x\"," P "}\n",
+	    "{\"n\":1," T ",\"event\":\"x\"," P "}}",
+	    /* event longer than the caller's buffer */
+	    "{\"n\":1," T ",\"event\":\"0123456789abcdef\"," P "}",
 	};
 	static const char good[] = "{\"n\":1," T ",\"event\":\"x\",\"a\":\"b\"," P "}";
 	char event[16];
@@ -576,25 +578,24 @@ static void test_parse_rejects(void **state)
 			fail_msg("accepted bad line %zu: %s", i, bad[i]);
 	}
 	/* every truncation of a good line, each in a buffer of exactly that size */
-	assert_int_equal(receipt_parse_line(good, sizeof(good) - 1, &n, event, sizeof(event),
-					    prev),
-			 0);
+	assert_int_equal(receipt_parse_line(good, sizeof(good) - 1, &n, event, sizeof(event), prev),
+	                 0);
 	for (size_t len = 0; len < sizeof(good) - 1; len++) {
 		char *cut = malloc(len ? len : 1);
 
 		assert_non_null(cut);
 		memcpy(cut, good, len);
 		assert_int_equal(receipt_parse_line(cut, len, &n, event, sizeof(event), prev),
-				 -EINVAL);
+		                 -EINVAL);
 		free(cut);
 	}
 	/* a NUL anywhere in the line */
 	for (size_t i = 0; i < sizeof(good) - 1; i++) {
 		memcpy(nul, good, sizeof(good));
 		nul[i] = '\0';
-		assert_int_equal(receipt_parse_line(nul, sizeof(good) - 1, &n, event,
-						    sizeof(event), prev),
-				 -EINVAL);
+		assert_int_equal(
+		    receipt_parse_line(nul, sizeof(good) - 1, &n, event, sizeof(event), prev),
+		    -EINVAL);
 	}
 	assert_int_equal(receipt_parse_line(NULL, 0, &n, event, sizeof(event), prev), -EINVAL);
 }
@@ -602,18 +603,18 @@ static void test_parse_rejects(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_second_writer_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_symlink_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_crash_partial, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_crash_all_but_newline, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_garbage_lines, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_all_damaged, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
-		cmocka_unit_test(test_parse_accepts),
-		cmocka_unit_test(test_parse_rejects),
+	    cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_second_writer_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_symlink_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_crash_partial, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_crash_all_but_newline, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_garbage_lines, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_all_damaged, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+	    cmocka_unit_test(test_parse_accepts),
+	    cmocka_unit_test(test_parse_rejects),
 	};
 
 	alarm(120); /* a hung test fails instead of blocking CI */
