@@ -31,7 +31,8 @@
  * Blocks are grouped: data blocks g*G .. g*G+G-1 form group g, protected by
  * P outer parity rows (Reed-Solomon across the group, symbol position by
  * symbol position: a product code). Parity row j of group g travels as
- * block number block_count + g*P + j with k = the announcement's k.
+ * block number block_count + g*P + j; its k is the largest k among the
+ * group's data rows (positions beyond it are zero in every row).
  *
  * SYMBOL frames, MANIFEST and DATA (AEAD, exactly 32 + 8 + S + 16 bytes):
  *

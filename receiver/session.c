@@ -138,11 +138,14 @@ static void receipt_common(struct receipt_rec *rec, const struct session *s)
 
 static void receipt_frames(struct receipt_rec *rec, const struct session *s, int published)
 {
-	uint64_t lost = s->status_counter > s->frames_ok ? s->status_counter - s->frames_ok : 0;
+	/* Frames sent: the sender's own count from its last status frame, or
+	 * the highest counter seen when later frames (the ENDs) were lost. */
+	uint64_t sent = s->status_counter > s->replay_top ? s->status_counter : s->replay_top;
+	uint64_t lost = sent > s->frames_ok ? sent - s->frames_ok : 0;
 
 	receipt_u64(rec, "frames_received", s->frames_ok);
-	if (s->status_counter) { /* exact: the sender's counter travels forward */
-		receipt_u64(rec, "frames_sent", s->status_counter);
+	if (sent) {
+		receipt_u64(rec, "frames_sent", sent);
 		receipt_u64(rec, "frames_lost", lost);
 	}
 	/* Every lost frame of a published object was made up for by the FEC;
@@ -635,8 +638,8 @@ static int symbol_fits(const struct session *s, uint32_t block, const struct sym
 
 	if (block >= s->wire_blocks || sh->k > s->an.k)
 		return 0;
-	if (block >= s->an.block_count)
-		return sh->k == s->an.k && sh->flags == 0 && sh->stored_len == s->an.chunk_size;
+	if (block >= s->an.block_count) /* outer parity: as long as its longest row */
+		return sh->flags == 0 && sh->stored_len == (uint32_t)sh->k * s->an.symbol_size;
 	raw_len = block_raw_len(s, block);
 	if (sh->flags & PROTO_SYMFLAG_ZSTD)
 		return sh->stored_len < raw_len;

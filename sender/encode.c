@@ -160,6 +160,7 @@ int enc_block(struct encoder *e, enum frame_type type, uint32_t block, const uin
 	sh.stored_len = (uint32_t)store_block(e, raw, len, allow_compress, row, &sh.flags);
 	k = (sh.stored_len + e->S - 1) / e->S;
 	sh.k = (uint8_t)k;
+	e->last_k = (uint8_t)k;
 	/* Zero padding up to kmax symbols: the outer code sees every row as
 	 * kmax symbols long, the receiver knows positions >= k are zero. */
 	memset(row + sh.stored_len, 0, (size_t)e->kmax * e->S - sh.stored_len);
@@ -193,13 +194,16 @@ int enc_block(struct encoder *e, enum frame_type type, uint32_t block, const uin
 	return (int)(k + m);
 }
 
-int enc_outer(struct encoder *e, uint8_t *const *rows, unsigned nrows, uint8_t *const *out)
+int enc_outer(struct encoder *e, uint8_t *const *rows, unsigned nrows, unsigned k,
+              uint8_t *const *out)
 {
 	if (e->parity == 0)
 		return 0;
+	if (k == 0 || k > e->kmax)
+		return -EINVAL;
 	/* RS is symbol-wise linear, so coding whole rows codes every column
 	 * (symbol position) of the group at once. */
-	return fec_encode(e->fec, nrows, nrows, e->parity, (size_t)e->kmax * e->S,
+	return fec_encode(e->fec, nrows, nrows, e->parity, (size_t)k * e->S,
 	                  (const uint8_t *const *)rows, out);
 }
 

@@ -24,6 +24,7 @@ struct encoder {
 	int compress;
 	uint8_t *plain;  /* kmax * S: stored block, zero padded */
 	uint8_t *repair; /* 255 * S */
+	uint8_t last_k;  /* k of the block enc_block encoded last */
 	/* statistics */
 	uint64_t raw_bytes, stored_bytes, blocks_compressed;
 };
@@ -60,10 +61,11 @@ __attribute__((warn_unused_result)) int enc_block(struct encoder *e, enum frame_
                                                   unsigned pass, int allow_compress, int seal,
                                                   uint8_t *row, uint8_t **frames);
 
-/* Outer parity rows of a group: RS across the nrows padded rows (each
- * kmax * S bytes), written to out[0 .. parity-1]. */
+/* Outer parity rows of a group: RS across the first k symbols of the nrows
+ * padded rows (k = the longest row's k; beyond it every row is zero, and so
+ * is the parity), written to out[0 .. parity-1]. */
 __attribute__((warn_unused_result)) int enc_outer(struct encoder *e, uint8_t *const *rows,
-                                                  unsigned nrows, uint8_t *const *out);
+                                                  unsigned nrows, unsigned k, uint8_t *const *out);
 
 /* Copy a plaintext frame, give it the next counter and seal the copy. */
 __attribute__((warn_unused_result)) int enc_seal_copy(struct encoder *e, const uint8_t *plain,

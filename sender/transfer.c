@@ -56,8 +56,9 @@ struct tctx {
 	uint8_t *arena;
 	uint8_t **frames;
 	unsigned nframes[GROUP + FEC_MAX_SYMBOLS];
-	unsigned nrows;  /* GROUP + P */
-	uint8_t *rowbuf; /* nrows + 1 padded rows of kmax * S */
+	unsigned nrows;      /* GROUP + P */
+	uint8_t rowk[GROUP]; /* k of each data row of the group */
+	uint8_t *rowbuf;     /* nrows + 1 padded rows of kmax * S */
 	uint8_t **list;
 	uint8_t *scratch;
 	unsigned scratch_n;
@@ -238,16 +239,20 @@ static uint8_t *row(struct tctx *c, unsigned r)
 static int encode_parity(struct tctx *c, uint32_t g, unsigned nb, unsigned pass)
 {
 	uint8_t *rows[GROUP], *par[FEC_MAX_SYMBOLS];
-	size_t rowlen = (size_t)c->enc.kmax * c->plan.S;
+	unsigned k = 1;
+	size_t rowlen;
 	int rc;
 
-	for (unsigned b = 0; b < nb; b++)
+	for (unsigned b = 0; b < nb; b++) {
 		rows[b] = row(c, b);
+		k = c->rowk[b] > k ? c->rowk[b] : k;
+	}
+	rowlen = (size_t)k * c->plan.S;
 	for (unsigned j = 0; j < c->enc.parity; j++)
 		par[j] = row(c, GROUP + j);
 	uint64_t raw = c->enc.raw_bytes, stored = c->enc.stored_bytes;
 
-	rc = enc_outer(&c->enc, rows, nb, par);
+	rc = enc_outer(&c->enc, rows, nb, k, par);
 	if (rc < 0)
 		return rc;
 	for (unsigned j = 0; j < c->enc.parity; j++) {
@@ -292,6 +297,7 @@ static int send_pass(struct tctx *c, int fd, unsigned pass)
 				goto out;
 			}
 			c->nframes[b] = (unsigned)n;
+			c->rowk[b] = c->enc.last_k;
 			c->bytes_done += len;
 		}
 		rc = encode_parity(c, g, nb, pass);

@@ -96,10 +96,13 @@ listen_port() {
 
 # start_proxy NAME HOST TO-PORT [ARGS...]: run sluice-impair in the background;
 # sets px_pid and px_port.  Its stdout goes to NAME.px, stderr to NAME.pxerr.
+# --foreground: a plain timeout follows a forwarded SIGTERM with SIGCONT, and a
+# SIGCONT that lands while LeakSanitizer ptrace-attaches at exit cancels the
+# attach's SIGSTOP, hanging an ASan build for good.  -k 5: hung means killed.
 start_proxy() {
 	local name=$1 host=$2 to=$3
 	shift 3
-	timeout 60 "$impair" --listen "$host:0" --to "$host:$to" "$@" \
+	timeout --foreground -k 5 60 "$impair" --listen "$host:0" --to "$host:$to" "$@" \
 		>"$tmp/$name.px" 2>"$tmp/$name.pxerr" &
 	px_pid=$!
 	pids+=("$px_pid")
@@ -121,7 +124,7 @@ stop_proxy() {
 run_once() {
 	local name=$1 host=$2 count=$3 size=$4 rate=$5 sink_pid sink_port rc=0
 	shift 5
-	timeout 60 "$blast" sink --listen "$host:0" --idle 400 --record "$tmp/$name.rec" \
+	timeout -k 5 60 "$blast" sink --listen "$host:0" --idle 400 --record "$tmp/$name.rec" \
 		>"$tmp/$name.sink" 2>"$tmp/$name.sinkerr" &
 	sink_pid=$!
 	pids+=("$sink_pid")
@@ -134,7 +137,7 @@ run_once() {
 		kill "$sink_pid" 2>/dev/null || true
 		return 1
 	fi
-	timeout 60 "$blast" send --to "$host:$px_port" --count "$count" --size "$size" \
+	timeout -k 5 60 "$blast" send --to "$host:$px_port" --count "$count" --size "$size" \
 		--rate "$rate" >"$tmp/$name.sent" 2>&1 || rc=$?
 	wait "$sink_pid" || rc=$?
 	stop_proxy "$name" TERM
@@ -269,7 +272,7 @@ run jumbo $L4 300 65000 500 --duplicate 10 --seed 9
 expect "jumbo 65000-byte datagrams: all arrive intact" \
 	"$(sk jumbo distinct) == 300 && $(sk jumbo corrupted) == 0 && $(sk jumbo truncated) == 0"
 
-if timeout 5 "$blast" sink --listen '[::1]:0' --wait 1 >/dev/null 2>&1; then
+if timeout -k 5 5 "$blast" sink --listen '[::1]:0' --wait 1 >/dev/null 2>&1; then
 	run v6 '[::1]' 5000 1200 $RATE --drop 10 --seed 7
 	check "IPv6 [::1]: runs cleanly" ran_ok v6
 	expect "IPv6 [::1]: sink got exactly what was not dropped" \
@@ -294,7 +297,7 @@ check "--quiet: exits 0 and prints nothing" \
 	test "$(cat "$tmp/quiet.pxrc")" = 0 -a ! -s "$tmp/quiet.px" -a ! -s "$tmp/quiet.pxerr"
 
 # --- usage and start-up errors --------------------------------------------------------
-pi() { timeout 10 "$impair" "$@"; }
+pi() { timeout -k 5 10 "$impair" "$@"; }
 to=(--listen 127.0.0.1:0 --to 127.0.0.1:9)
 check_exit "usage: no arguments" 2 pi
 check_exit "usage: --to missing" 2 pi --listen 127.0.0.1:0
