@@ -33,6 +33,8 @@ struct group {
 	struct row rows[];
 };
 
+static void product_decode(struct group *g);
+
 static int bit(const uint8_t *map, unsigned i)
 {
 	return map[i / 8] >> (i % 8) & 1;
@@ -183,9 +185,16 @@ static struct group *get_group(struct groupset *gs, uint32_t id)
 
 	if (g && g->id == id)
 		return g;
-	if (g) { /* a group a whole window behind the stream is stale */
-		gs->pool->evicted++;
-		destroy(g);
+	if (g) {              /* a group a whole window behind the stream is stale */
+		if (g->dirty) /* last chance: decode what it can before it goes */
+			product_decode(g);
+		if (gs->stopped)
+			return NULL;
+		if (gs->slot[id % gs->window] == g) {
+			if (g->data_done < g->ndata)
+				gs->pool->evicted++;
+			destroy(g);
+		}
 	}
 	ndata = first + gs->G <= gs->nblocks ? gs->G : (unsigned)(gs->nblocks - first);
 	nrows = ndata + gs->P;

@@ -374,7 +374,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	st.file_mode = (mode_t)o.file_mode;
-	if (net.rcvbuf < o.rcvbuf)
+	/* getsockopt reports twice the usable size (kernel bookkeeping). */
+	if (net.rcvbuf / 2 < o.rcvbuf)
 		log_warn("socket receive buffer is %d bytes, asked for %d: run as root or raise "
 		         "net.core.rmem_max (docs/OPERATIONS.md), or expect loss at high rates",
 		         net.rcvbuf / 2, o.rcvbuf);

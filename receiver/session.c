@@ -12,6 +12,7 @@
  * Cheapest rejection first: nothing unauthenticated reaches FEC or disk.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,8 +30,9 @@
 #include "receipt.h"
 #include "session.h"
 
-#define REPLAY_WINDOW 65536u /* > one interleaved group of frames (287 x 255) */
-#define GROUP_WINDOW  16u    /* outer-code groups in flight per session */
+#define REPLAY_WINDOW  65536u /* > one interleaved group of frames (287 x 255) */
+#define GROUP_WINDOW   16u    /* outer-code groups in flight per session */
+#define WRITEBACK_KICK (8u << 20)
 
 struct session {
 	uint64_t id;
@@ -53,7 +55,7 @@ struct session {
 	/* data */
 	struct groupset data;
 	uint32_t wire_blocks; /* data blocks + outer parity rows */
-	uint32_t newest_group;
+	uint32_t last_group;  /* group of the previous data symbol */
 	const char *fail_why; /* set inside decode callbacks, acted on after */
 	struct receiver *r;
 	uint8_t *done;       /* bitmap by block */
@@ -67,6 +69,7 @@ struct session {
 	char part[STAGING_NAME_MAX];
 	/* counters */
 	uint64_t frames_ok, repaired, extra, status_counter;
+	uint64_t unflushed; /* bytes written since writeback was last started */
 	uint32_t pass, passes;
 };
 
@@ -249,8 +252,8 @@ static void session_fail(struct receiver *r, struct session *s, const char *even
 	receipt_u64(rec, "manifest_verified", (uint64_t)s->manifest_ok);
 	receipt_frames(rec, s, 0);
 	receipt_write(rec);
-	log_warn("object %.16s... not published (%s): %s",
-	         s->manifest_ok ? s->name : "(manifest not received)", event, reason);
+	log_warn("%s not published (%s): %s", s->manifest_ok ? s->name : "(manifest not received)",
+	         event, reason);
 	r->stats.failed++;
 	session_remove(r, s);
 }
@@ -569,6 +572,17 @@ static int advance_hash(struct receiver *r, struct session *s, uint32_t b, const
 	return 0;
 }
 
+/* Why a stored block could not be kept. Local I/O problems are "failed"
+ * (the receiver's fault), everything else "rejected" (the object's). */
+static const char *const ERR_DISK_FULL = "disk full while writing to staging";
+static const char *const ERR_WRITE = "write error in the staging directory";
+static const char *const ERR_READ = "read error in the staging directory";
+
+static const char *fail_event(const char *why)
+{
+	return why == ERR_DISK_FULL || why == ERR_WRITE || why == ERR_READ ? "failed" : "rejected";
+}
+
 static const char *store_block(struct receiver *r, struct session *s, uint32_t b,
                                const uint8_t *stored, const struct symhdr *sh)
 {
@@ -598,12 +612,19 @@ static const char *store_block(struct receiver *r, struct session *s, uint32_t b
 	}
 	rc = pwrite_full(s->fd, raw, raw_len, (off_t)((uint64_t)b * s->an.chunk_size));
 	if (rc < 0)
-		return rc == -ENOSPC ? "disk full while writing to staging"
-		                     : "write error in the staging directory";
+		return rc == -ENOSPC ? ERR_DISK_FULL : ERR_WRITE;
+	/* Start writeback every WRITEBACK_KICK bytes: left to itself the
+	 * kernel lets dirty pages pile up and then throttles pwrite for
+	 * hundreds of ms, long enough to overflow the socket buffer. */
+	s->unflushed += raw_len;
+	if (s->unflushed >= WRITEBACK_KICK) {
+		sync_file_range(s->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		s->unflushed = 0;
+	}
 	set_bit(s->done, b);
 	s->done_count++;
 	if (advance_hash(r, s, b, raw) < 0)
-		return "read error in the staging directory";
+		return ERR_READ;
 	return NULL;
 }
 
@@ -677,12 +698,12 @@ static int data_symbol(struct receiver *r, struct session *s, const struct frame
 	}
 	/* The stream moved on to a new group: older groups will get little
 	 * more, so run the product decode on them. */
-	if (!s->fail_why && g > s->newest_group) {
-		s->newest_group = g;
+	if (!s->fail_why && g != s->last_group) {
+		s->last_group = g;
 		groupset_sweep(&s->data, 0);
 	}
 	if (s->fail_why) {
-		session_fail(r, s, "rejected", s->fail_why);
+		session_fail(r, s, fail_event(s->fail_why), s->fail_why);
 		return 1;
 	}
 	if (s->done_count == s->an.block_count && !s->complete_at)
@@ -817,7 +838,7 @@ void rcv_tick(struct receiver *r, uint64_t now)
 		if (s->end_seen || now - s->last_seen >= 100000000u) {
 			groupset_sweep(&s->data, 1);
 			if (s->fail_why) {
-				session_fail(r, s, "rejected", s->fail_why);
+				session_fail(r, s, fail_event(s->fail_why), s->fail_why);
 				continue;
 			}
 			if (s->done_count == s->an.block_count && !s->complete_at)
