@@ -23,6 +23,7 @@
 #include "common/keys.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "ledger.h"
 #include "net.h"
 #include "receipt.h"
 #include "session.h"
@@ -343,6 +344,7 @@ int main(int argc, char **argv)
 	struct net_rx net = {.fd = -1};
 	struct receiver r;
 	struct receipt_log *log = NULL;
+	struct ledger ledger = {.senders_fd = -1, .objects_fd = -1};
 	struct sockaddr_storage addr;
 	socklen_t alen;
 	char err[600], state[PATH_MAX], receipts[PATH_MAX + 32];
@@ -373,6 +375,11 @@ int main(int argc, char **argv)
 		log_err("%s", err);
 		goto out;
 	}
+	if (ledger_open(&ledger, st.state_fd) < 0) {
+		log_err("cannot open the sequence and object records in %s: %s", state,
+		        strerror(errno));
+		goto out;
+	}
 	st.file_mode = (mode_t)o.file_mode;
 	/* getsockopt reports twice the usable size (kernel bookkeeping). */
 	if (net.rcvbuf / 2 < o.rcvbuf)
@@ -381,7 +388,7 @@ int main(int argc, char **argv)
 		         net.rcvbuf / 2, o.rcvbuf);
 	stale = staging_clean(&st);
 	lifecycle_receipt(log, "start", NULL, stale);
-	if (rcv_init(&r, &cfg, &st, log) < 0) {
+	if (rcv_init(&r, &cfg, &st, log, &ledger) < 0) {
 		log_err("out of memory");
 		goto out;
 	}
@@ -399,6 +406,7 @@ out:
 		rcv_free(&r);
 	net_close(&net);
 	receipt_close(log);
+	ledger_close(&ledger);
 	staging_close(&st);
 	sodium_free(cfg.box_sk);
 	free(cfg.trusted);

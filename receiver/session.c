@@ -26,6 +26,7 @@
 #include "common/fec.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "ledger.h"
 #include "proto/manifest.h"
 #include "receipt.h"
 #include "session.h"
@@ -492,9 +493,40 @@ static const char *block_hash_check(struct session *s, uint32_t b, const uint8_t
 	return NULL;
 }
 
+/* Rollback and replay defence (DESIGN.md: per-sender monotonic sequence):
+ * a manifest must be newer than anything accepted from its sender before.
+ * Then an object already published is logged as a duplicate, not
+ * published twice. Returns the receipt event to fail with, or NULL. */
+static const char *check_history(struct receiver *r, struct session *s, char *why, size_t len)
+{
+	uint64_t last = ledger_sequence(r->ledger, s->an.sender_id);
+	int rc;
+
+	if (s->m.sequence <= last) {
+		snprintf(why, len,
+		         "manifest sequence %" PRIu64 " is not newer than %" PRIu64
+		         " already accepted from this sender (replayed or rolled back)",
+		         s->m.sequence, last);
+		r->stats.replays++;
+		return "replay";
+	}
+	rc = ledger_set_sequence(r->ledger, s->an.sender_id, s->m.sequence);
+	if (rc < 0) {
+		snprintf(why, len, "cannot record the sender's sequence number: %s", strerror(-rc));
+		return "failed";
+	}
+	if (ledger_has_object(r->ledger, s->an.object_id)) {
+		snprintf(why, len, "this exact object was published before; not published again");
+		r->stats.duplicates++;
+		return "duplicate";
+	}
+	return NULL;
+}
+
 static void manifest_complete(struct receiver *r, struct session *s)
 {
-	const char *why = check_manifest(r, s);
+	const char *why = check_manifest(r, s), *event;
+	char buf[200];
 
 	if (!why && s->early_hash) {
 		for (uint32_t b = 0; b < s->an.block_count && !why; b++)
@@ -507,9 +539,14 @@ static void manifest_complete(struct receiver *r, struct session *s)
 		session_fail(r, s, "rejected", why);
 		return;
 	}
+	s->manifest_ok = 1; /* from here on receipts may name the object */
 	memcpy(s->name, s->m.name, s->m.name_len);
 	s->name[s->m.name_len] = '\0';
-	s->manifest_ok = 1;
+	event = check_history(r, s, buf, sizeof(buf));
+	if (event) {
+		session_fail(r, s, event, buf);
+		return;
+	}
 	groupset_free(&s->mf); /* no further manifest symbols needed */
 }
 
@@ -813,6 +850,9 @@ static void publish(struct receiver *r, struct session *s)
 		return;
 	}
 	s->part[0] = '\0'; /* it is the inbox's now */
+	if (ledger_add_object(r->ledger, s->an.object_id) < 0)
+		log_warn("cannot record %s as published; a resend would be published again",
+		         s->name);
 	rec = receipt_begin(r->log, "published");
 	receipt_common(rec, s);
 	receipt_hex(rec, "blake2b", h, PROTO_HASH_LEN);
@@ -874,9 +914,10 @@ void rcv_abandon_all(struct receiver *r, const char *reason)
 }
 
 int rcv_init(struct receiver *r, const struct rcv_config *cfg, struct staging *st,
-             struct receipt_log *log)
+             struct receipt_log *log, struct ledger *ledger)
 {
 	memset(r, 0, sizeof(*r));
+	r->ledger = ledger;
 	r->cfg = cfg;
 	r->st = st;
 	r->log = log;

@@ -12,6 +12,7 @@
 #include "proto/frame.h"
 #include "staging.h"
 
+struct ledger;
 struct receipt_log;
 struct session;
 
@@ -53,12 +54,15 @@ struct rcv_stats {
 	uint64_t announce_refused;
 	uint64_t published;
 	uint64_t failed;
+	uint64_t duplicates; /* objects already published, not published again */
+	uint64_t replays;    /* manifests not newer than the sender's last */
 };
 
 struct receiver {
 	const struct rcv_config *cfg;
 	struct staging *st;
 	struct receipt_log *log;
+	struct ledger *ledger;
 	struct session **sessions;
 	unsigned nsessions;
 	struct group_pool pool;
@@ -72,7 +76,8 @@ struct receiver {
 };
 
 __attribute__((warn_unused_result)) int rcv_init(struct receiver *r, const struct rcv_config *cfg,
-                                                 struct staging *st, struct receipt_log *log);
+                                                 struct staging *st, struct receipt_log *log,
+                                                 struct ledger *ledger);
 void rcv_free(struct receiver *r);
 
 /* One datagram, in place (it is decrypted in buf). now = CLOCK_MONOTONIC. */

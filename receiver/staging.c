@@ -30,7 +30,7 @@ int staging_open(struct staging *st, const char *inbox, const char *state_dir, c
 	struct stat a, b;
 	int state_fd;
 
-	st->inbox_fd = st->dir_fd = -1;
+	st->inbox_fd = st->dir_fd = st->state_fd = -1;
 	st->file_mode = 0644;
 	st->reserve = 16u << 20;
 	st->inbox_fd = open_dir(AT_FDCWD, inbox, 0);
@@ -45,8 +45,8 @@ int staging_open(struct staging *st, const char *inbox, const char *state_dir, c
 		         strerror(errno));
 		return -errno;
 	}
+	st->state_fd = state_fd;
 	st->dir_fd = open_dir(state_fd, "staging", 1);
-	close(state_fd);
 	if (st->dir_fd < 0) {
 		snprintf(err, errlen, "cannot open %s/staging: %s", state_dir, strerror(errno));
 		return -errno;
@@ -67,7 +67,9 @@ void staging_close(struct staging *st)
 		close(st->inbox_fd);
 	if (st->dir_fd >= 0)
 		close(st->dir_fd);
-	st->inbox_fd = st->dir_fd = -1;
+	if (st->state_fd >= 0)
+		close(st->state_fd);
+	st->inbox_fd = st->dir_fd = st->state_fd = -1;
 }
 
 int staging_clean(struct staging *st)

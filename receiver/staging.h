@@ -14,7 +14,8 @@
 
 struct staging {
 	int inbox_fd;
-	int dir_fd; /* staging directory */
+	int dir_fd;   /* staging directory */
+	int state_fd; /* the state directory holding it */
 	mode_t file_mode;
 	uint64_t reserve; /* bytes of free space always left on the filesystem */
 };

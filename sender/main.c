@@ -39,6 +39,7 @@ struct options {
 	int compress, gso, quiet, verbose, progress;
 	enum aead_alg aead;
 	uint64_t ttl;
+	uint64_t sequence; /* tests only: 0 = take the next from the state dir */
 };
 
 static void usage(FILE *f)
@@ -79,25 +80,17 @@ static int bad(const char *fmt, const char *arg)
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	static const struct option longopts[] = {{"to", required_argument, NULL, 't'},
-	                                         {"rate", required_argument, NULL, 'r'},
-	                                         {"key", required_argument, NULL, 'k'},
-	                                         {"recipient", required_argument, NULL, 'R'},
-	                                         {"fec", required_argument, NULL, 'f'},
-	                                         {"mtu", required_argument, NULL, 'm'},
-	                                         {"name", required_argument, NULL, 'n'},
-	                                         {"repeat", required_argument, NULL, 'N'},
-	                                         {"no-compress", no_argument, NULL, 'C'},
-	                                         {"aead", required_argument, NULL, 'a'},
-	                                         {"expires", required_argument, NULL, 'e'},
-	                                         {"state-dir", required_argument, NULL, 's'},
-	                                         {"no-gso", no_argument, NULL, 'G'},
-	                                         {"progress", no_argument, NULL, 'p'},
-	                                         {"no-progress", no_argument, NULL, 'P'},
-	                                         {"quiet", no_argument, NULL, 'q'},
-	                                         {"verbose", no_argument, NULL, 'v'},
-	                                         {"help", no_argument, NULL, 'h'},
-	                                         {NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {
+	    {"to", required_argument, NULL, 't'},      {"rate", required_argument, NULL, 'r'},
+	    {"key", required_argument, NULL, 'k'},     {"recipient", required_argument, NULL, 'R'},
+	    {"fec", required_argument, NULL, 'f'},     {"mtu", required_argument, NULL, 'm'},
+	    {"name", required_argument, NULL, 'n'},    {"repeat", required_argument, NULL, 'N'},
+	    {"no-compress", no_argument, NULL, 'C'},   {"aead", required_argument, NULL, 'a'},
+	    {"expires", required_argument, NULL, 'e'}, {"state-dir", required_argument, NULL, 's'},
+	    {"no-gso", no_argument, NULL, 'G'},        {"progress", no_argument, NULL, 'p'},
+	    {"no-progress", no_argument, NULL, 'P'},   {"quiet", no_argument, NULL, 'q'},
+	    {"verbose", no_argument, NULL, 'v'},       {"sequence", required_argument, NULL, 'Q'},
+	    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
 	char *end;
 	int c;
 
@@ -159,6 +152,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 's':
 			o->state_dir = optarg;
+			break;
+		case 'Q': /* for rollback tests; the receiver decides what it accepts */
+			o->sequence = strtoull(optarg, &end, 10);
+			if (*end || o->sequence == 0)
+				return bad("--sequence '%s' must be a positive number", optarg);
 			break;
 		case 'G':
 			o->gso = 0;
@@ -269,8 +267,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	key_id_hex(sidhex, sid);
-	if (seq_next(o.state_dir ? o.state_dir : seq_default_dir(sdir, sizeof(sdir)), sidhex,
-	             &ta.sequence, err, sizeof(err)) < 0 ||
+	ta.sequence = o.sequence;
+	if ((!o.sequence &&
+	     seq_next(o.state_dir ? o.state_dir : seq_default_dir(sdir, sizeof(sdir)), sidhex,
+	              &ta.sequence, err, sizeof(err)) < 0) ||
 	    udp_tx_open(&tx, &dst, dlen, o.rate, o.gso, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		goto out;

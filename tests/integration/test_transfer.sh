@@ -212,6 +212,37 @@ check "restart records what it reclaimed" \
 	"$T/killed/inbox/.sluice/receipts.jsonl"
 check "still nothing in the inbox after restart" test "$(inbox_files killed)" -eq 0
 
+# --- 7. repeated send and replayed (old-sequence) manifests ---
+head -c $((2 << 20)) /dev/urandom >"$T/small.bin"
+head -c $((2 << 20)) /dev/urandom >"$T/other.bin"
+next_ports
+start_recv history "$RP"
+receipt_count() { grep -c "\"event\":\"$1\"" "$T/history/inbox/.sluice/receipts.jsonl" || true; }
+wait_receipt() { # wait_receipt EVENT COUNT
+	for _ in $(seq 100); do
+		[ "$(receipt_count "$1")" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+send "$RP" "$T/small.bin" --rate 200m
+check "first send published" wait_receipt published 1
+send "$RP" "$T/small.bin" --rate 200m
+check "the same content sent again is logged as a duplicate" wait_receipt duplicate 1
+check "and not published twice" test "$(inbox_files history)" -eq 1
+send "$RP" "$T/other.bin" --rate 200m --sequence 5
+check "a manifest with an old sequence is rejected as a replay" wait_receipt replay 1
+check "the replayed object is not published" test ! -e "$T/history/inbox/other.bin"
+kill -TERM "$RPID"
+wait_exit "$RPID" 10 || true
+start_recv history "$RP"
+send "$RP" "$T/other.bin" --rate 200m --sequence 6
+check "the sequence floor survives a restart" wait_receipt replay 2
+send "$RP" "$T/other.bin" --rate 200m
+check "a fresh sequence from the same sender is accepted" wait_receipt published 2
+kill -TERM "$RPID"
+wait_exit "$RPID" 10 || true
+
 # --- 6. an object larger than 4 GiB (offsets past 32 bits) ---
 # Sparse, with random data at the start and past the 4 GiB mark, so every
 # 64-bit offset path is exercised without moving 4 GiB of random bytes.
