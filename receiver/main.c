@@ -39,6 +39,7 @@ struct options {
 	unsigned ntrust;
 	int once, quiet, verbose;
 	int rcvbuf;
+	size_t ring_bytes;
 	unsigned file_mode;
 };
 
@@ -68,6 +69,7 @@ static void usage(FILE *f)
 	           "  --memory MIB           memory for blocks in flight (default 192)\n"
 	           "  --max-object-size N    refuse larger objects, suffix k/m/g/t (default 1t)\n"
 	           "  --rcvbuf BYTES         socket receive buffer to ask for (default 64m)\n"
+	           "  --ring MIB             receive thread's buffer (default 64)\n"
 	           "  --file-mode OCTAL      mode of published files (default 0644)\n"
 	           "  --stats FILE           write frame counters (key=value) to FILE on exit\n"
 	           "  --once                 exit after the first object: 0 published, 1 not\n"
@@ -132,6 +134,7 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 	                                         {"memory", required_argument, NULL, 'M'},
 	                                         {"max-object-size", required_argument, NULL, 'X'},
 	                                         {"rcvbuf", required_argument, NULL, 'B'},
+	                                         {"ring", required_argument, NULL, 'R'},
 	                                         {"file-mode", required_argument, NULL, 'F'},
 	                                         {"stats", required_argument, NULL, 'x'},
 	                                         {"once", no_argument, NULL, '1'},
@@ -144,7 +147,8 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 	char *end;
 	int c;
 
-	*o = (struct options){.rcvbuf = 64 << 20, .file_mode = 0644};
+	*o =
+	    (struct options){.rcvbuf = 64 << 20, .ring_bytes = (size_t)64 << 20, .file_mode = 0644};
 	cfg->max_sessions = 16;
 	cfg->session_timeout_ns = 60ull * 1000000000u;
 	cfg->end_grace_ns = 2ull * 1000000000u;
@@ -211,6 +215,11 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 				return bad("--rcvbuf is not a usable size:", optarg);
 			o->rcvbuf = (int)v;
 			break;
+		case 'R':
+			if (parse_size(optarg, &v) < 0 || v < 2 || v > 4096)
+				return bad("--ring takes MiB from 2 to 4096, not", optarg);
+			o->ring_bytes = (size_t)v << 20;
+			break;
 		case 'F':
 			o->file_mode = (unsigned)strtoul(optarg, &end, 8);
 			if (*end || o->file_mode > 0777)
@@ -261,7 +270,8 @@ out:
 	return rc;
 }
 
-static void write_stats(const char *path, const struct receiver *r, const struct net_rx *n)
+static void write_stats(const char *path, const struct receiver *r, const struct net_rx *n,
+                        uint64_t ring_dropped)
 {
 	const struct rcv_stats *s = &r->stats;
 	FILE *f = fopen(path, "w");
@@ -290,8 +300,8 @@ static void write_stats(const char *path, const struct receiver *r, const struct
 	S(published);
 	S(failed);
 #undef S
-	fprintf(f, "oversized=%" PRIu64 "\nevicted_blocks=%" PRIu64 "\n", n->truncated,
-	        r->pool.evicted);
+	fprintf(f, "oversized=%" PRIu64 "\nevicted_groups=%" PRIu64 "\nring_dropped=%" PRIu64 "\n",
+	        n->truncated, r->pool.evicted, ring_dropped);
 	fclose(f);
 }
 
@@ -313,19 +323,19 @@ static void lifecycle_receipt(struct receipt_log *log, const char *event, const 
 		log_err("cannot append to the receipt log");
 }
 
-static int serve(struct receiver *r, struct net_rx *n, int once)
+static int serve(struct receiver *r, struct net_ring *ring, int once)
 {
 	uint64_t last_tick = 0;
+	uint8_t *data;
+	size_t len;
 
 	while (!stop_requested) {
-		int got = net_recv(n, 100);
+		int got = net_ring_next(ring, &data, &len, 50);
 		uint64_t now = now_ns();
-		if (got < 0 && got != -EINTR) {
-			log_err("receiving failed: %s", strerror(-got));
-			return EXIT_FAILED;
+		if (got) {
+			rcv_handle(r, data, len, now);
+			net_ring_release(ring);
 		}
-		for (int i = 0; i < got; i++)
-			rcv_handle(r, net_buf(n, (unsigned)i), n->len[i], now);
 		if (now - last_tick >= 50000000u) {
 			rcv_tick(r, now);
 			last_tick = now;
@@ -348,7 +358,9 @@ int main(int argc, char **argv)
 	struct sockaddr_storage addr;
 	socklen_t alen;
 	char err[600], state[PATH_MAX], receipts[PATH_MAX + 32];
-	int rc = EXIT_FAILED, stale, have_r = 0;
+	struct net_ring *ring = NULL;
+	uint64_t ring_dropped;
+	int rc = EXIT_FAILED, stale, have_r = 0, stop_rc;
 
 	if (parse_args(argc, argv, &o, &cfg) < 0)
 		return EXIT_USAGE;
@@ -396,11 +408,21 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	log_info("listening on %s, inbox %s, receipts %s", o.listen, o.inbox, receipts);
-	rc = serve(&r, &net, o.once);
+	if (net_ring_start(&ring, &net, o.ring_bytes) < 0) {
+		log_err("cannot start the receive thread (out of memory?)");
+		goto out;
+	}
+	rc = serve(&r, ring, o.once);
+	ring_dropped = net_ring_dropped(ring);
+	stop_rc = net_ring_stop(ring);
+	if (stop_rc < 0) {
+		log_err("receiving failed: %s", strerror(-stop_rc));
+		rc = EXIT_FAILED;
+	}
 	rcv_abandon_all(&r, "receiver stopped");
 	lifecycle_receipt(log, "stop", &r, -1);
 	if (o.stats)
-		write_stats(o.stats, &r, &net);
+		write_stats(o.stats, &r, &net, ring_dropped);
 out:
 	if (have_r)
 		rcv_free(&r);

@@ -34,3 +34,23 @@ static inline uint8_t *net_buf(struct net_rx *n, unsigned i)
 void net_close(struct net_rx *n);
 
 #endif
+
+/* A receive thread that drains the socket into a byte ring, so that decode
+ * and disk stalls in the main thread do not overflow the kernel buffer:
+ *
+ *   socket ──recvmmsg──► [net thread] ──► ring (bytes) ──► main thread
+ *
+ * Single producer, single consumer. When the ring is full the datagram is
+ * dropped and counted (ring_dropped), never silently. */
+struct net_ring;
+
+__attribute__((warn_unused_result)) int net_ring_start(struct net_ring **out, struct net_rx *n,
+                                                       size_t bytes);
+/* Next datagram, waiting up to timeout_ms: 1 with data/len set (valid and
+ * writable until net_ring_release), 0 on timeout. */
+int net_ring_next(struct net_ring *r, uint8_t **data, size_t *len, int timeout_ms);
+void net_ring_release(struct net_ring *r);
+uint64_t net_ring_dropped(const struct net_ring *r);
+/* Stop the thread and free the ring; returns the thread's receive error
+ * (0 or -errno). */
+int net_ring_stop(struct net_ring *r);
