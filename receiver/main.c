@@ -34,7 +34,7 @@ enum exit_code { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_KEYS = 3 };
 #define MAX_TRUST 64
 
 struct options {
-	const char *listen, *inbox, *key, *state, *receipts, *stats;
+	const char *listen, *inbox, *key, *state, *receipts, *stats, *metrics;
 	const char *trust[MAX_TRUST];
 	unsigned ntrust;
 	int once, quiet, verbose;
@@ -72,6 +72,7 @@ static void usage(FILE *f)
 	           "  --ring MIB             receive thread's buffer (default 64)\n"
 	           "  --file-mode OCTAL      mode of published files (default 0644)\n"
 	           "  --stats FILE           write frame counters (key=value) to FILE on exit\n"
+	           "  --metrics FILE         Prometheus textfile metrics, every 10 s and on exit\n"
 	           "  --once                 exit after the first object: 0 published, 1 not\n"
 	           "  -q, --quiet / -v, --verbose\n"
 	           "\n"
@@ -137,6 +138,7 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 	                                         {"ring", required_argument, NULL, 'R'},
 	                                         {"file-mode", required_argument, NULL, 'F'},
 	                                         {"stats", required_argument, NULL, 'x'},
+	                                         {"metrics", required_argument, NULL, 'P'},
 	                                         {"once", no_argument, NULL, '1'},
 	                                         {"quiet", no_argument, NULL, 'q'},
 	                                         {"verbose", no_argument, NULL, 'v'},
@@ -173,6 +175,9 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 			break;
 		case 'x':
 			o->stats = optarg;
+			break;
+		case 'P':
+			o->metrics = optarg;
 			break;
 		case '1':
 			o->once = 1;
@@ -270,39 +275,96 @@ out:
 	return rc;
 }
 
-static void write_stats(const char *path, const struct receiver *r, const struct net_rx *n,
-                        uint64_t ring_dropped)
+struct metric {
+	const char *name;
+	uint64_t value;
+	int gauge;
+};
+
+#define MAX_METRICS 32
+
+/* Every counter the receiver keeps, for --stats and --metrics. */
+static size_t collect(const struct receiver *r, const struct net_rx *n, uint64_t ring_dropped,
+                      struct metric *m)
 {
 	const struct rcv_stats *s = &r->stats;
+	size_t i = 0;
+
+#define C(x) m[i++] = (struct metric){#x, s->x, 0}
+	C(datagrams);
+	C(accepted);
+	C(bad_header);
+	C(bad_length);
+	C(unknown_session);
+	C(finished_session);
+	C(replayed);
+	C(bad_tag);
+	C(bad_symbol);
+	C(duplicate);
+	C(announce_repeat);
+	C(announce_bad);
+	C(announce_not_for_us);
+	C(announce_untrusted);
+	C(announce_bad_signature);
+	C(announce_refused);
+	C(published);
+	C(failed);
+	C(duplicates);
+	C(replays);
+#undef C
+	m[i++] = (struct metric){"oversized", n->truncated, 0};
+	m[i++] = (struct metric){"evicted_groups", r->pool.evicted, 0};
+	m[i++] = (struct metric){"ring_dropped", ring_dropped, 0};
+	m[i++] = (struct metric){"sessions_active", r->nsessions, 1};
+	m[i++] = (struct metric){"inflight_bytes", r->pool.bytes, 1};
+	return i;
+}
+
+static void write_stats(const char *path, const struct metric *m, size_t count)
+{
 	FILE *f = fopen(path, "w");
 
 	if (!f) {
 		log_warn("cannot write stats to %s: %s", path, strerror(errno));
 		return;
 	}
-#define S(x) fprintf(f, #x "=%" PRIu64 "\n", s->x)
-	S(datagrams);
-	S(accepted);
-	S(bad_header);
-	S(bad_length);
-	S(unknown_session);
-	S(finished_session);
-	S(replayed);
-	S(bad_tag);
-	S(bad_symbol);
-	S(duplicate);
-	S(announce_repeat);
-	S(announce_bad);
-	S(announce_not_for_us);
-	S(announce_untrusted);
-	S(announce_bad_signature);
-	S(announce_refused);
-	S(published);
-	S(failed);
-#undef S
-	fprintf(f, "oversized=%" PRIu64 "\nevicted_groups=%" PRIu64 "\nring_dropped=%" PRIu64 "\n",
-	        n->truncated, r->pool.evicted, ring_dropped);
+	for (size_t i = 0; i < count; i++)
+		fprintf(f, "%s=%" PRIu64 "\n", m[i].name, m[i].value);
 	fclose(f);
+}
+
+/* Prometheus textfile collector format, replaced atomically (write a
+ * temporary file, rename) so the collector never reads half a file. */
+static void write_metrics(const char *path, const struct metric *m, size_t count)
+{
+	char tmp[PATH_MAX + 8];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (!f) {
+		log_warn("cannot write metrics to %s: %s", tmp, strerror(errno));
+		return;
+	}
+	for (size_t i = 0; i < count; i++) {
+		const char *suffix = m[i].gauge ? "" : "_total";
+		fprintf(f, "# TYPE sluice_recv_%s%s %s\nsluice_recv_%s%s %" PRIu64 "\n", m[i].name,
+		        suffix, m[i].gauge ? "gauge" : "counter", m[i].name, suffix, m[i].value);
+	}
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+		log_warn("cannot write metrics to %s: %s", path, strerror(errno));
+}
+
+static void export_counters(const struct options *o, const struct receiver *r,
+                            const struct net_rx *n, uint64_t ring_dropped, int final)
+{
+	struct metric m[MAX_METRICS];
+	size_t count = collect(r, n, ring_dropped, m);
+
+	if (o->metrics)
+		write_metrics(o->metrics, m, count);
+	if (final && o->stats)
+		write_stats(o->stats, m, count);
 }
 
 static void lifecycle_receipt(struct receipt_log *log, const char *event, const struct receiver *r,
@@ -323,9 +385,12 @@ static void lifecycle_receipt(struct receipt_log *log, const char *event, const 
 		log_err("cannot append to the receipt log");
 }
 
-static int serve(struct receiver *r, struct net_ring *ring, int once)
+#define METRICS_NS 10000000000ull
+
+static int serve(const struct options *o, struct receiver *r, struct net_rx *n,
+                 struct net_ring *ring)
 {
-	uint64_t last_tick = 0;
+	uint64_t last_tick = 0, last_export = 0;
 	uint8_t *data;
 	size_t len;
 
@@ -340,7 +405,11 @@ static int serve(struct receiver *r, struct net_ring *ring, int once)
 			rcv_tick(r, now);
 			last_tick = now;
 		}
-		if (once && r->stats.published + r->stats.failed > 0)
+		if (o->metrics && now - last_export >= METRICS_NS) {
+			export_counters(o, r, n, net_ring_dropped(ring), 0);
+			last_export = now;
+		}
+		if (o->once && r->stats.published + r->stats.failed > 0)
 			return r->stats.published ? EXIT_OK : EXIT_FAILED;
 	}
 	return EXIT_OK;
@@ -412,7 +481,7 @@ int main(int argc, char **argv)
 		log_err("cannot start the receive thread (out of memory?)");
 		goto out;
 	}
-	rc = serve(&r, ring, o.once);
+	rc = serve(&o, &r, &net, ring);
 	ring_dropped = net_ring_dropped(ring);
 	stop_rc = net_ring_stop(ring);
 	if (stop_rc < 0) {
@@ -421,8 +490,7 @@ int main(int argc, char **argv)
 	}
 	rcv_abandon_all(&r, "receiver stopped");
 	lifecycle_receipt(log, "stop", &r, -1);
-	if (o.stats)
-		write_stats(o.stats, &r, &net, ring_dropped);
+	export_counters(&o, &r, &net, ring_dropped, 1);
 out:
 	if (have_r)
 		rcv_free(&r);

@@ -151,7 +151,7 @@ check "staging reclaimed after the incomplete transfer" \
 head -c $((1 << 20)) /dev/urandom >"$T/evil.bin"
 next_ports
 rp=$RP
-start_recv forged "$rp"
+start_recv forged "$rp" --metrics "$T/forged/metrics.prom"
 set +e
 timeout 60 "$B/sluice-send" --to "127.0.0.1:$rp" --key "$T/keys/intruder/sender.key" \
 	--recipient "$T/keys/receiver/receiver.pub" --rate 200m -q "$T/evil.bin"
@@ -164,6 +164,8 @@ check "frames from an untrusted key are counted and dropped" \
 check "frames of the unknown session are counted and dropped" \
 	test "$(stat_of forged unknown_session)" -gt 0
 check "nothing published from the untrusted key" test "$(inbox_files forged)" -eq 0
+check "Prometheus metrics count the untrusted announcements" \
+	grep -Eq '^sluice_recv_announce_untrusted_total [1-9]' "$T/forged/metrics.prom"
 
 # --- 4. corruption, duplication, reordering and a burst: still identical ---
 head -c $((24 << 20)) /dev/urandom >"$T/mixed.bin"
