@@ -9,6 +9,10 @@
  * by the receipt log.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -24,6 +28,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "ledger.h"
+#include "sandbox.h"
 #include "net.h"
 #include "receipt.h"
 #include "session.h"
@@ -35,6 +40,8 @@ enum exit_code { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_KEYS = 3 };
 
 struct options {
 	const char *listen, *inbox, *key, *state, *receipts, *stats, *metrics;
+	const char *user, *selftest;
+	int no_sandbox;
 	const char *trust[MAX_TRUST];
 	unsigned ntrust;
 	int once, quiet, verbose;
@@ -53,30 +60,36 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: sluice-recv --listen ADDR:PORT --inbox DIR --key RECEIVER.key\n"
-	           "                   --trust SENDER.pub [--trust ...] [options]\n"
-	           "\n"
-	           "  --listen ADDR:PORT     where the diode delivers, e.g. 0.0.0.0:7000\n"
-	           "  --inbox DIR            verified objects appear here, never partial\n"
-	           "  --key FILE             receiver key (sluice-keygen receiver)\n"
-	           "  --trust FILE           a sender public key to accept (repeatable)\n"
-	           "  --state DIR            staging and receipts; same filesystem as the inbox\n"
-	           "                         (default INBOX/.sluice)\n"
-	           "  --receipts FILE        receipt log (default STATE/receipts.jsonl)\n"
-	           "  --session-timeout SEC  give up on a silent transfer after SEC (default 60)\n"
-	           "  --end-grace SEC        after the sender's END, wait SEC for late frames (2)\n"
-	           "  --max-sessions N       transfers in progress at once (default 16)\n"
-	           "  --memory MIB           memory for blocks in flight (default 192)\n"
-	           "  --max-object-size N    refuse larger objects, suffix k/m/g/t (default 1t)\n"
-	           "  --rcvbuf BYTES         socket receive buffer to ask for (default 64m)\n"
-	           "  --ring MIB             receive thread's buffer (default 64)\n"
-	           "  --file-mode OCTAL      mode of published files (default 0644)\n"
-	           "  --stats FILE           write frame counters (key=value) to FILE on exit\n"
-	           "  --metrics FILE         Prometheus textfile metrics, every 10 s and on exit\n"
-	           "  --once                 exit after the first object: 0 published, 1 not\n"
-	           "  -q, --quiet / -v, --verbose\n"
-	           "\n"
-	           "exit status: 0 ok, 1 failure, 2 usage error, 3 key problem\n");
+	fprintf(f,
+	        "usage: sluice-recv --listen ADDR:PORT --inbox DIR --key RECEIVER.key\n"
+	        "                   --trust SENDER.pub [--trust ...] [options]\n"
+	        "\n"
+	        "  --listen ADDR:PORT     where the diode delivers, e.g. 0.0.0.0:7000\n"
+	        "  --inbox DIR            verified objects appear here, never partial\n"
+	        "  --key FILE             receiver key (sluice-keygen receiver)\n"
+	        "  --trust FILE           a sender public key to accept (repeatable)\n"
+	        "  --state DIR            staging and receipts; same filesystem as the inbox\n"
+	        "                         (default INBOX/.sluice)\n"
+	        "  --receipts FILE        receipt log (default STATE/receipts.jsonl)\n"
+	        "  --session-timeout SEC  give up on a silent transfer after SEC (default 60)\n"
+	        "  --end-grace SEC        after the sender's END, wait SEC for late frames (2)\n"
+	        "  --max-sessions N       transfers in progress at once (default 16)\n"
+	        "  --memory MIB           memory for blocks in flight (default 192)\n"
+	        "  --max-object-size N    refuse larger objects, suffix k/m/g/t (default 1t)\n"
+	        "  --rcvbuf BYTES         socket receive buffer to ask for (default 64m)\n"
+	        "  --ring MIB             receive thread's buffer (default 64)\n"
+	        "  --file-mode OCTAL      mode of published files (default 0644)\n"
+	        "  --stats FILE           write frame counters (key=value) to FILE on exit\n"
+	        "  --metrics FILE         Prometheus textfile metrics, every 10 s and on exit\n"
+	        "  --once                 exit after the first object: 0 published, 1 not\n"
+	        "  --user NAME            run as this user after opening everything (when root)\n"
+	        "  --no-sandbox           skip Landlock and seccomp (debugging only)\n"
+	        "  --sandbox-selftest DIR sandbox, then try to break out (read /etc/shadow,\n"
+	        "                         create a file in DIR, open a socket, exec); exit 0\n"
+	        "                         if everything was refused\n"
+	        "  -q, --quiet / -v, --verbose\n"
+	        "\n"
+	        "exit status: 0 ok, 1 failure, 2 usage error, 3 key problem\n");
 }
 
 static int bad(const char *what, const char *arg)
@@ -139,6 +152,9 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 	                                         {"file-mode", required_argument, NULL, 'F'},
 	                                         {"stats", required_argument, NULL, 'x'},
 	                                         {"metrics", required_argument, NULL, 'P'},
+	                                         {"user", required_argument, NULL, 'U'},
+	                                         {"no-sandbox", no_argument, NULL, 'N'},
+	                                         {"sandbox-selftest", required_argument, NULL, 'Z'},
 	                                         {"once", no_argument, NULL, '1'},
 	                                         {"quiet", no_argument, NULL, 'q'},
 	                                         {"verbose", no_argument, NULL, 'v'},
@@ -178,6 +194,15 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 			break;
 		case 'P':
 			o->metrics = optarg;
+			break;
+		case 'U':
+			o->user = optarg;
+			break;
+		case 'N':
+			o->no_sandbox = 1;
+			break;
+		case 'Z':
+			o->selftest = optarg;
 			break;
 		case '1':
 			o->once = 1;
@@ -385,6 +410,99 @@ static void lifecycle_receipt(struct receipt_log *log, const char *event, const 
 		log_err("cannot append to the receipt log");
 }
 
+/* Landlock allows writes only beneath these: the inbox, the state
+ * directory, and the directories of files we write by name later. */
+static void allow_dir(struct sandbox_cfg *c, const char *path, int parent_of)
+{
+	char buf[PATH_MAX];
+	char *slash;
+	int fd;
+
+	if (!path || c->ndirs == SANDBOX_MAX_DIRS)
+		return;
+	snprintf(buf, sizeof(buf), "%s", path);
+	if (parent_of) {
+		slash = strrchr(buf, '/');
+		if (slash == buf)
+			slash[1] = '\0';
+		else if (slash)
+			*slash = '\0';
+		else
+			snprintf(buf, sizeof(buf), ".");
+	}
+	fd = open(buf, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		c->dirs[c->ndirs++] = fd;
+}
+
+static uid_t chown_uid;
+static gid_t chown_gid;
+
+static int chown_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return lchown(path, chown_uid, chown_gid) < 0 ? -1 : 0;
+}
+
+/* Started as root with --user: the state tree (staging, sequence floor,
+ * published objects) and the receipt log must belong to that user, or it
+ * could not write them after the drop. Symlinks are not followed. */
+static int hand_over(const char *state, const char *receipts, uid_t uid, gid_t gid)
+{
+	chown_uid = uid;
+	chown_gid = gid;
+	if (nftw(state, chown_one, 16, FTW_PHYS) != 0 || lchown(receipts, uid, gid) < 0) {
+		log_err("cannot hand %s to the --user account: %s", state, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int confine(const struct options *o, const char *state, const char *receipts)
+{
+	struct sandbox_cfg c = {0};
+	struct sandbox_result res;
+	char err[300];
+	int rc;
+
+	if (o->user) {
+		if (sandbox_user(o->user, &c.uid, &c.gid, err, sizeof(err)) < 0) {
+			log_err("%s", err);
+			return -1;
+		}
+		c.have_user = getuid() == 0;
+		if (c.have_user && hand_over(state, receipts, c.uid, c.gid) < 0)
+			return -1;
+	} else if (getuid() == 0) {
+		log_warn("running as root: pass --user to drop privileges after start-up");
+	}
+	if (o->no_sandbox) {
+		log_warn("sandbox disabled (--no-sandbox)");
+		c.no_confine = 1;
+	}
+	allow_dir(&c, o->inbox, 0);
+	allow_dir(&c, state, 0);
+	allow_dir(&c, receipts, 1);
+	allow_dir(&c, o->metrics, 1);
+	allow_dir(&c, o->stats, 1);
+	rc = sandbox_apply(&c, &res, err, sizeof(err));
+	for (unsigned i = 0; i < c.ndirs; i++)
+		close(c.dirs[i]);
+	if (rc < 0) {
+		log_err("%s", err);
+		return -1;
+	}
+	if (o->no_sandbox)
+		return 0;
+	if (res.landlock_abi)
+		log_debug("sandbox: uid %u, Landlock ABI %d, seccomp on", (unsigned)res.uid,
+		          res.landlock_abi);
+	else
+		log_warn("Landlock is not available in this kernel: filesystem confinement is "
+		         "off, seccomp and no_new_privs still apply");
+	return 0;
+}
+
 #define METRICS_NS 10000000000ull
 
 static int serve(const struct options *o, struct receiver *r, struct net_rx *n,
@@ -477,6 +595,12 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	log_info("listening on %s, inbox %s, receipts %s", o.listen, o.inbox, receipts);
+	if (confine(&o, state, receipts) < 0)
+		goto out;
+	if (o.selftest) {
+		rc = sandbox_selftest(o.selftest);
+		goto out;
+	}
 	if (net_ring_start(&ring, &net, o.ring_bytes) < 0) {
 		log_err("cannot start the receive thread (out of memory?)");
 		goto out;

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The receiver's sandbox: after start-up it must not be able to read
+# /etc/shadow, create files outside its inbox and state directories, open
+# sockets or run programs; with --user it runs unprivileged and still
+# receives and publishes.
+#
+#   sluice-send ──UDP 127.0.0.1──► sluice-recv --user nobody (Landlock + seccomp)
+set -euo pipefail
+
+B=$(cd "${1:-${BUILD_DIR:-build}}" && pwd)
+T=$(mktemp -d /tmp/sluice-sandbox.XXXXXX)
+chmod 755 "$T"
+passed=0
+failed=0
+RPID=
+cleanup() {
+	[ -n "$RPID" ] && kill -9 "$RPID" 2>/dev/null || true
+	rm -rf "$T"
+}
+trap cleanup EXIT
+ok() { passed=$((passed + 1)); echo "ok - $*"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
+check() {
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+
+mkdir -p "$T/keys" "$T/inbox" "$T/probe"
+"$B/sluice-keygen" sender "$T/keys/sender" >/dev/null
+"$B/sluice-keygen" receiver "$T/keys/receiver" >/dev/null
+PORT=$((40000 + RANDOM % 20000))
+recv() {
+	"$B/sluice-recv" --listen "127.0.0.1:$PORT" --inbox "$T/inbox" \
+		--key "$T/keys/receiver/receiver.key" --trust "$T/keys/sender/sender.pub" "$@"
+}
+
+set +e
+timeout 20 bash -c "$(declare -f recv); B='$B' T='$T' PORT=$PORT recv --sandbox-selftest '$T/probe' -q" \
+	2>"$T/selftest.log"
+rc=$?
+set -e
+cat "$T/selftest.log"
+check "sandbox self-test: every escape attempt refused" test "$rc" -eq 0
+check "/etc/shadow could not be opened" grep -q "open /etc/shadow: Permission denied" "$T/selftest.log"
+check "no file created outside the allowed directories" test -z "$(ls -A "$T/probe")"
+check "no program could be started" grep -q "exec /bin/false: Operation not permitted" "$T/selftest.log"
+
+if [ "$(id -u)" -ne 0 ] || ! id nobody >/dev/null 2>&1; then
+	echo "not root or no 'nobody' user: privilege drop not tested"
+else
+	chown nobody "$T/inbox"
+	head -c $((3 << 20)) /dev/urandom >"$T/file.bin"
+	recv --user nobody --once -q 2>"$T/recv.log" &
+	RPID=$!
+	sleep 0.5
+	SLUICE_STATE_DIR="$T/sstate" timeout 60 "$B/sluice-send" --to "127.0.0.1:$PORT" \
+		--rate 200m --key "$T/keys/sender/sender.key" \
+		--recipient "$T/keys/receiver/receiver.pub" -q "$T/file.bin"
+	set +e
+	timeout 30 tail --pid="$RPID" -f /dev/null
+	wait "$RPID"
+	rc=$?
+	set -e
+	RPID=
+	check "receiver running as nobody published the file" test "$rc" -eq 0
+	check "published file is identical" cmp -s "$T/file.bin" "$T/inbox/file.bin"
+	check "published by the unprivileged user" test "$(stat -c %U "$T/inbox/file.bin")" = nobody
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
