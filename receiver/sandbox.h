@@ -23,6 +23,9 @@ struct sandbox_result {
 	uid_t uid;
 };
 
+/* 0 in sanitizer builds, where Landlock and seccomp are not applied. */
+int sandbox_supported(void);
+
 /* Look up --user before anything is locked down. */
 __attribute__((warn_unused_result)) int sandbox_user(const char *name, uid_t *uid, gid_t *gid,
                                                      char *err, size_t errlen);

@@ -37,11 +37,16 @@ recv() {
 }
 
 set +e
-timeout 20 bash -c "$(declare -f recv); B='$B' T='$T' PORT=$PORT recv --sandbox-selftest '$T/probe' -q" \
-	2>"$T/selftest.log"
+timeout -k 5 20 "$B/sluice-recv" --listen "127.0.0.1:$PORT" --inbox "$T/inbox" \
+	--key "$T/keys/receiver/receiver.key" --trust "$T/keys/sender/sender.pub" \
+	--sandbox-selftest "$T/probe" -q 2>"$T/selftest.log"
 rc=$?
 set -e
 cat "$T/selftest.log"
+if [ "$rc" -eq 77 ]; then
+	echo "this build applies no sandbox (sanitizer build): skipped"
+	exit 77
+fi
 check "sandbox self-test: every escape attempt refused" test "$rc" -eq 0
 check "/etc/shadow could not be opened" grep -q "open /etc/shadow: Permission denied" "$T/selftest.log"
 check "no file created outside the allowed directories" test -z "$(ls -A "$T/probe")"
