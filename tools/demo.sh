@@ -27,7 +27,7 @@ mkdir -p "$D/keys"
 # Half random, half text: shows zstd working on the compressible part.
 FILE="$D/file/release-image.bin"
 head -c $((SIZE_MB << 19)) /dev/urandom >"$FILE"
-yes "sluice demo line: one-way transfer, verified on arrival" | head -c $((SIZE_MB << 19)) >>"$FILE"
+head -c $((SIZE_MB << 19)) < <(yes "sluice demo line: one-way transfer, verified on arrival") >>"$FILE"
 
 "$B/sluice-recv" --listen "127.0.0.1:$PORT" --inbox "$D/inbox" \
 	--key "$D/keys/receiver/receiver.key" --trust "$D/keys/sender/sender.pub" --once &
