@@ -193,11 +193,17 @@ check "duplicated frames were recognised" \
 next_ports
 rp=$RP
 start_recv killed "$rp"
-send "$rp" "$T/big.bin" --rate 200m --fec 10% &
+# paced so the send lasts about 9 s whatever SIZE_MB is: the kill lands mid-transfer
+send "$rp" "$T/big.bin" --rate "${SIZE_MB}m" --fec 10% &
 SPID=$!
 PIDS+=("$SPID")
-sleep 2
-staged=$(find "$T/killed/inbox/.sluice/staging" -name '*.part' | wc -l)
+staged=0
+for _ in $(seq 50); do
+	staged=$(find "$T/killed/inbox/.sluice/staging" -name '*.part' | wc -l)
+	[ "$staged" -ge 1 ] && break
+	sleep 0.1
+done
+sleep 1
 kill -9 "$RPID"
 wait "$RPID" 2>/dev/null || true
 check "a transfer was in progress in staging when killed" test "$staged" -ge 1
