@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/crashpoint.h"
 #include "staging.h"
 
 #ifndef RENAME_NOREPLACE
@@ -115,6 +116,7 @@ int staging_create(struct staging *st, uint64_t session_id, uint64_t size,
 		unlinkat(st->dir_fd, part, 0);
 		return -rc;
 	}
+	crashpoint("staging-created");
 	*fd_out = fd;
 	return 0;
 }
@@ -123,6 +125,7 @@ int staging_publish(struct staging *st, int fd, const char *part, const char *na
 {
 	if (fchmod(fd, st->file_mode) < 0 || fsync(fd) < 0)
 		return -errno;
+	crashpoint("before-publish-rename");
 	if (syscall(SYS_renameat2, st->dir_fd, part, st->inbox_fd, name, RENAME_NOREPLACE) < 0) {
 		if (errno != EINVAL && errno != ENOSYS)
 			return -errno;
@@ -132,6 +135,7 @@ int staging_publish(struct staging *st, int fd, const char *part, const char *na
 			return -errno;
 		unlinkat(st->dir_fd, part, 0);
 	}
+	crashpoint("after-publish-rename");
 	if (fsync(st->inbox_fd) < 0)
 		return -errno;
 	fsync(st->dir_fd);
