@@ -4,6 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <liburing.h>
 
 #include "uring_read.h"
@@ -29,6 +33,13 @@ struct ureader {
 	uint64_t next_submit; /* next chunk index to queue */
 	uint64_t next_out;    /* next chunk index to hand out */
 	struct slot *slots;
+	/* ureader_open_files: the files, and the one being read */
+	int dirfd;
+	const char *const *paths;
+	const uint64_t *sizes;
+	size_t nfiles, cur;
+	int cur_fd;
+	uint64_t cur_off;
 };
 
 static size_t chunk_len(const struct ureader *r, uint64_t idx)
@@ -75,7 +86,8 @@ static int fill_pipeline(struct ureader *r)
 	return 0;
 }
 
-int ureader_open(struct ureader **out, int fd, uint64_t size, uint32_t chunk, unsigned depth)
+static int open_common(struct ureader **out, int fd, uint64_t size, uint32_t chunk, unsigned depth,
+                       int try_uring)
 {
 	struct ureader *r = calloc(1, sizeof(*r));
 
@@ -84,6 +96,7 @@ int ureader_open(struct ureader **out, int fd, uint64_t size, uint32_t chunk, un
 		return r ? -EINVAL : -ENOMEM;
 	}
 	r->fd = fd;
+	r->cur_fd = -1;
 	r->size = size;
 	r->chunk = chunk;
 	r->depth = depth;
@@ -96,12 +109,92 @@ int ureader_open(struct ureader **out, int fd, uint64_t size, uint32_t chunk, un
 		if (!r->slots[i].buf)
 			goto nomem;
 	}
-	r->use_uring = io_uring_queue_init(depth * 2, &r->ring, 0) == 0;
+	r->use_uring = try_uring && io_uring_queue_init(depth * 2, &r->ring, 0) == 0;
 	*out = r;
 	return 0;
 nomem:
 	ureader_close(r);
 	return -ENOMEM;
+}
+
+int ureader_open(struct ureader **out, int fd, uint64_t size, uint32_t chunk, unsigned depth)
+{
+	return open_common(out, fd, size, chunk, depth, 1);
+}
+
+int ureader_open_files(struct ureader **out, int dirfd, const char *const *paths,
+                       const uint64_t *sizes, size_t n, uint32_t chunk)
+{
+	uint64_t total = 0;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		total += sizes[i];
+	rc = open_common(out, -1, total, chunk, 1, 0);
+	if (rc == 0) {
+		(*out)->dirfd = dirfd;
+		(*out)->paths = paths;
+		(*out)->sizes = sizes;
+		(*out)->nfiles = n;
+	}
+	return rc;
+}
+
+const char *ureader_failed_path(const struct ureader *r)
+{
+	return r->cur < r->nfiles ? r->paths[r->cur] : NULL;
+}
+
+/* Open the current file and check it is still what was scanned. */
+static int files_open_current(struct ureader *r)
+{
+	struct stat st;
+	int fd = open_beneath(r->dirfd, r->paths[r->cur], O_RDONLY | O_NOFOLLOW, 0);
+
+	if (fd < 0)
+		return fd == -ENOENT || fd == -ELOOP || fd == -EXDEV ? -EIO : fd;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size != r->sizes[r->cur]) {
+		close(fd);
+		return -EIO;
+	}
+	r->cur_fd = fd;
+	r->cur_off = 0;
+	return 0;
+}
+
+/* Fill buf with the next want bytes of the concatenation. */
+static int files_read(struct ureader *r, uint8_t *buf, size_t want)
+{
+	size_t got = 0;
+	int rc;
+
+	while (got < want) {
+		if (r->cur >= r->nfiles)
+			return -EIO;
+		if (r->cur_fd < 0) {
+			rc = files_open_current(r);
+			if (rc < 0)
+				return rc;
+		}
+		uint64_t left = r->sizes[r->cur] - r->cur_off;
+		size_t n = left < want - got ? (size_t)left : want - got;
+		rc = pread_full(r->cur_fd, buf + got, n, (off_t)r->cur_off);
+		if (rc < 0)
+			return rc;
+		got += n;
+		r->cur_off += n;
+		if (r->cur_off == r->sizes[r->cur]) {
+			uint8_t extra;
+			ssize_t more = pread(r->cur_fd, &extra, 1, (off_t)r->cur_off);
+			if (more != 0)
+				return -EIO; /* it grew */
+			close(r->cur_fd);
+			r->cur_fd = -1;
+			r->cur++;
+		}
+	}
+	return 0;
 }
 
 static int wait_slot(struct ureader *r, struct slot *want)
@@ -156,7 +249,10 @@ int ureader_next(struct ureader *r, const uint8_t **data, size_t *len, uint64_t 
 	} else {
 		s->index = r->next_out;
 		s->want = chunk_len(r, s->index);
-		rc = pread_full(r->fd, s->buf, s->want, (off_t)(s->index * r->chunk));
+		if (r->paths)
+			rc = files_read(r, s->buf, s->want);
+		else
+			rc = pread_full(r->fd, s->buf, s->want, (off_t)(s->index * r->chunk));
 		if (rc < 0)
 			return rc;
 	}
@@ -182,6 +278,8 @@ void ureader_close(struct ureader *r)
 				;
 		io_uring_queue_exit(&r->ring);
 	}
+	if (r->cur_fd >= 0)
+		close(r->cur_fd);
 	if (r->slots)
 		for (unsigned i = 0; i < r->depth; i++)
 			free(r->slots[i].buf);

@@ -13,6 +13,16 @@ struct ureader;
 /* Read [0, size) of fd in chunks of `chunk` bytes. Returns 0 or -errno. */
 __attribute__((warn_unused_result)) int ureader_open(struct ureader **out, int fd, uint64_t size,
                                                      uint32_t chunk, unsigned depth);
+/* Read the concatenation of n regular files (paths relative to dirfd, each
+ * opened beneath it without following symlinks, one at a time, with pread)
+ * in chunks of `chunk` bytes: a directory bundle. The arrays must outlive the
+ * reader. A file that is missing, not regular, or not exactly sizes[i] bytes
+ * is -EIO: it changed since it was scanned; ureader_failed_path names it. */
+__attribute__((warn_unused_result)) int ureader_open_files(struct ureader **out, int dirfd,
+                                                           const char *const *paths,
+                                                           const uint64_t *sizes, size_t n,
+                                                           uint32_t chunk);
+const char *ureader_failed_path(const struct ureader *r);
 /* Next chunk in order: 1 with data, len and index set (valid until the next
  * call), 0 at the end, -errno on a read error (-EIO if the file shrank). */
 __attribute__((warn_unused_result)) int ureader_next(struct ureader *r, const uint8_t **data,

@@ -31,4 +31,12 @@ __attribute__((warn_unused_result)) int pread_full(int fd, void *buf, size_t len
 __attribute__((warn_unused_result)) int pwrite_full(int fd, const void *buf, size_t len, off_t off);
 __attribute__((warn_unused_result)) int write_full(int fd, const void *buf, size_t len);
 
+/* openat2(dirfd, path, flags, mode) resolved with RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS: the path cannot leave dirfd
+ * nor pass through a symbolic link, whatever happened to the tree since it
+ * was checked. O_CLOEXEC is added. Returns the fd or -errno (-ENOSYS on
+ * kernels before 5.6: callers refuse rather than fall back). */
+__attribute__((warn_unused_result)) int open_beneath(int dirfd, const char *path, int flags,
+                                                     mode_t mode);
+
 #endif

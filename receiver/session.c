@@ -22,6 +22,7 @@
 #include <sodium.h>
 #include <zstd.h>
 
+#include "bundle.h"
 #include "common/crypto.h"
 #include "common/fec.h"
 #include "common/log.h"
@@ -478,8 +479,11 @@ static const char *check_manifest(struct receiver *r, struct session *s)
 	object_id_compute(m, id);
 	if (memcmp(id, m->object_id, PROTO_HASH_LEN) != 0)
 		return "object id does not match the manifest's content";
-	if (m->kind != MANIFEST_KIND_FILE)
-		return "directory bundles are not supported by this receiver version";
+	if (m->kind == MANIFEST_KIND_BUNDLE) {
+		const char *why = bundle_check(m);
+		if (why)
+			return why;
+	}
 	if (m->expires && wall_ns() / 1000000000u > m->expires)
 		return "manifest expired before it was received";
 	(void)r;
@@ -829,6 +833,7 @@ void rcv_handle(struct receiver *r, uint8_t *buf, size_t len, uint64_t now)
 
 static void publish(struct receiver *r, struct session *s)
 {
+	char why[300];
 	uint8_t h[PROTO_HASH_LEN];
 	struct receipt_rec *rec;
 	char hex[2 * PROTO_HASH_LEN + 1];
@@ -839,14 +844,25 @@ static void publish(struct receiver *r, struct session *s)
 		session_fail(r, s, "rejected", "content hash does not match the manifest");
 		return;
 	}
-	rc = staging_publish(r->st, s->fd, s->part, s->name);
+	why[0] = '\0';
+	if (s->m.kind == MANIFEST_KIND_BUNDLE)
+		rc = bundle_publish(r->st, s->fd, s->part, s->name, &s->m, why, sizeof(why));
+	else
+		rc = staging_publish(r->st, s->fd, s->part, s->name);
 	if (rc == -EEXIST) {
 		session_fail(r, s, "conflict",
-		             "a file with this name is already in the inbox; not overwritten");
+		             "something with this name is already in the inbox; not overwritten");
+		return;
+	}
+	if (rc == -EBADMSG) {
+		session_fail(r, s, "rejected", why);
 		return;
 	}
 	if (rc < 0) {
-		session_fail(r, s, "failed", rc == -ENOSPC ? "disk full" : strerror(-rc));
+		if (!why[0] || rc == -ENOSPC)
+			snprintf(why, sizeof(why), "%s",
+			         rc == -ENOSPC ? "disk full while publishing" : strerror(-rc));
+		session_fail(r, s, "failed", why);
 		return;
 	}
 	s->part[0] = '\0'; /* it is the inbox's now */
@@ -856,12 +872,16 @@ static void publish(struct receiver *r, struct session *s)
 	rec = receipt_begin(r->log, "published");
 	receipt_common(rec, s);
 	receipt_hex(rec, "blake2b", h, PROTO_HASH_LEN);
+	if (s->m.kind == MANIFEST_KIND_BUNDLE) {
+		receipt_str(rec, "kind", "bundle");
+		receipt_u64(rec, "entries", s->m.entry_count);
+	}
 	receipt_frames(rec, s, 1);
 	receipt_margin(rec, s);
 	receipt_write(rec);
 	hex_encode(hex, h, PROTO_HASH_LEN);
 	log_info("published %s (%" PRIu64 " bytes, blake2b-256 %.16s..., %" PRIu64
-	         " symbols repaired)",
+	         " symbols rebuilt by the FEC)",
 	         s->name, s->an.object_size, hex, s->repaired);
 	r->stats.published++;
 	session_remove(r, s);

@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "bundle.h"
 #include "common/crashpoint.h"
 #include "staging.h"
 
@@ -92,6 +93,9 @@ int staging_clean(struct staging *st)
 		if (n > 5 && strcmp(e->d_name + n - 5, ".part") == 0 &&
 		    unlinkat(st->dir_fd, e->d_name, 0) == 0)
 			removed++;
+		else if (n > 5 && strcmp(e->d_name + n - 5, BUNDLE_TREE_SUFFIX) == 0 &&
+		         bundle_remove_tree(st->dir_fd, e->d_name) == 0)
+			removed++; /* a bundle being built when we stopped */
 	}
 	closedir(d);
 	fsync(st->dir_fd);

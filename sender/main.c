@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* sluice-send: push one file through a one-way link.
+/* sluice-send: push one file, or one directory as a bundle, through a
+ * one-way link.
  *
  *   read (io_uring) → hash → sign manifest      (pass one, plan.c)
  *   read (io_uring) → zstd → split → RS FEC → seal (AEAD) → interleave
@@ -46,7 +47,10 @@ static void usage(FILE *f)
 {
 	fprintf(
 	    f, "usage: sluice-send --to HOST:PORT --rate RATE --key SENDER.key\n"
-	       "                   --recipient RECEIVER.pub [options] FILE\n"
+	       "                   --recipient RECEIVER.pub [options] FILE|DIR\n"
+	       "\n"
+	       "A directory is sent as one bundle: the receiver publishes the whole tree at\n"
+	       "once, after every file in it verified. Only regular files and directories.\n"
 	       "\n"
 	       "  --to HOST:PORT       receiver address (the diode's far side)\n"
 	       "  --rate RATE          send rate in bit/s, e.g. 900m, 9.5g (required: the\n"
@@ -211,6 +215,8 @@ static void summary(const struct options *o, const struct transfer_args *ta,
 	if (o->quiet)
 		return;
 	hex_encode(id, r->object_id, PROTO_HASH_LEN);
+	if (r->bundle)
+		printf("bundle of %" PRIu64 " files, ", r->files);
 	printf("sent %s: %s in %.2f s, %.0f Mb/s on the wire, %" PRIu64 " frames, "
 	       "FEC %.0f%%, %u pass%s, %s, %s\n",
 	       ta->name, fmt_bytes(sz, sizeof(sz), (double)r->size), s,

@@ -11,41 +11,115 @@
 #include "common/uring_read.h"
 #include "common/util.h"
 #include "plan.h"
+#include "tree.h"
 
-static int hash_blocks(struct plan *p, int fd, char *err, size_t errlen)
+int source_reader(const struct source *src, uint32_t chunk, unsigned depth, struct ureader **r)
+{
+	if (src->tree)
+		return ureader_open_files(r, src->tree->root_fd, src->paths, src->sizes,
+		                          src->nfiles, chunk);
+	return ureader_open(r, src->fd, src->size, chunk, depth);
+}
+
+/* Per-file hashes of a bundle, fed with the concatenated stream. */
+struct file_hasher {
+	struct tree *t;
+	size_t i;      /* current entry */
+	uint64_t left; /* bytes of it still to come */
+	crypto_generichash_state st;
+};
+
+/* Finish every file that has no bytes left (empty files included) and
+ * start the next one that has. */
+static void fh_advance(struct file_hasher *fh)
+{
+	while (fh->i < fh->t->n && fh->left == 0) {
+		struct tree_entry *e = &fh->t->e[fh->i];
+		if (e->mode != ENTRY_DIR)
+			crypto_generichash_final(&fh->st, e->hash, PROTO_HASH_LEN);
+		fh->i++;
+		while (fh->i < fh->t->n && fh->t->e[fh->i].mode == ENTRY_DIR)
+			fh->i++;
+		if (fh->i < fh->t->n) {
+			crypto_generichash_init(&fh->st, NULL, 0, PROTO_HASH_LEN);
+			fh->left = fh->t->e[fh->i].size;
+		}
+	}
+}
+
+static void fh_start(struct file_hasher *fh, struct tree *t)
+{
+	fh->t = t;
+	fh->i = 0;
+	while (fh->i < t->n && t->e[fh->i].mode == ENTRY_DIR)
+		fh->i++;
+	if (fh->i < t->n) {
+		crypto_generichash_init(&fh->st, NULL, 0, PROTO_HASH_LEN);
+		fh->left = t->e[fh->i].size;
+		fh_advance(fh);
+	}
+}
+
+static void fh_update(struct file_hasher *fh, const uint8_t *data, size_t len)
+{
+	while (len > 0 && fh->i < fh->t->n) {
+		size_t n = fh->left < len ? (size_t)fh->left : len;
+		crypto_generichash_update(&fh->st, data, n);
+		data += n;
+		len -= n;
+		fh->left -= n;
+		fh_advance(fh);
+	}
+}
+
+static int hash_blocks(struct plan *p, const struct source *src, char *err, size_t errlen)
 {
 	crypto_generichash_state whole;
+	struct file_hasher fh;
 	struct ureader *r;
 	const uint8_t *data;
 	size_t len;
 	uint64_t idx;
 	int rc;
 
-	rc = ureader_open(&r, fd, p->size, p->chunk, 4);
+	rc = source_reader(src, p->chunk, 4, &r);
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot set up file reading: %s", strerror(-rc));
 		return rc;
 	}
+	if (src->tree)
+		fh_start(&fh, src->tree);
 	crypto_generichash_init(&whole, NULL, 0, PROTO_HASH_LEN);
 	while ((rc = ureader_next(r, &data, &len, &idx)) == 1) {
 		crypto_generichash(p->block_hashes + idx * PROTO_HASH_LEN, PROTO_HASH_LEN, data,
 		                   len, NULL, 0);
 		crypto_generichash_update(&whole, data, len);
+		if (src->tree)
+			fh_update(&fh, data, len);
+	}
+	if (rc < 0) {
+		const char *path = ureader_failed_path(r);
+		if (rc == -EIO && path)
+			snprintf(err, errlen,
+			         "%s changed while the bundle was being read; send it again "
+			         "when nothing writes to it",
+			         path);
+		else
+			snprintf(err, errlen, "reading the file failed: %s%s", strerror(-rc),
+			         rc == -EIO ? " (did it shrink while being sent?)" : "");
 	}
 	ureader_close(r);
-	if (rc < 0) {
-		snprintf(err, errlen, "reading the file failed: %s%s", strerror(-rc),
-		         rc == -EIO ? " (did it shrink while being sent?)" : "");
+	if (rc < 0)
 		return rc;
-	}
 	crypto_generichash_final(&whole, p->content_hash, PROTO_HASH_LEN);
 	return 0;
 }
 
-static int build_manifest(struct plan *p, const struct plan_args *a)
+static int build_manifest(struct plan *p, const struct source *src, const struct plan_args *a)
 {
+	uint8_t *entries = NULL;
 	struct manifest m = {
-	    .kind = MANIFEST_KIND_FILE,
+	    .kind = src->tree ? MANIFEST_KIND_BUNDLE : MANIFEST_KIND_FILE,
 	    .sequence = a->sequence,
 	    .created_ns = 0,
 	    .expires = a->expires,
@@ -58,29 +132,42 @@ static int build_manifest(struct plan *p, const struct plan_args *a)
 	    .name_len = (uint16_t)strlen(a->name),
 	    .block_hashes = p->block_hashes,
 	};
+	int rc = 0;
+
 	m.created_ns = wall_ns();
 	memcpy(m.sender_id, a->sender_id, PROTO_KEYID_LEN);
 	memcpy(m.content_hash, p->content_hash, PROTO_HASH_LEN);
+	if (src->tree) {
+		size_t n = tree_encode(src->tree, &entries);
+		if (n == 0 || n > UINT32_MAX)
+			return -EFBIG;
+		m.entries = entries;
+		m.entries_len = (uint32_t)n;
+		m.entry_count = (uint32_t)src->tree->n;
+	}
 	object_id_compute(&m, m.object_id);
 	memcpy(p->object_id, m.object_id, PROTO_HASH_LEN);
 
-	p->manifest_len = proto_manifest_len(m.name_len, 0, p->blocks);
+	p->manifest_len = proto_manifest_len(m.name_len, m.entries_len, p->blocks);
 	if (p->manifest_len == 0)
-		return -EFBIG;
-	p->manifest = malloc(p->manifest_len);
-	if (!p->manifest)
-		return -ENOMEM;
-	if (proto_manifest_encode(p->manifest, p->manifest_len, &m) != p->manifest_len)
-		return -EINVAL;
+		rc = -EFBIG;
+	else if (!(p->manifest = malloc(p->manifest_len)))
+		rc = -ENOMEM;
+	else if (proto_manifest_encode(p->manifest, p->manifest_len, &m) != p->manifest_len)
+		rc = -EINVAL;
+	free(entries);
+	if (rc < 0)
+		return rc;
 	crypto_sign_detached(p->manifest + p->manifest_len - MANIFEST_SIGNATURE_LEN, NULL,
 	                     p->manifest, p->manifest_len - MANIFEST_SIGNATURE_LEN, a->sign_sk);
 	crypto_generichash(p->manifest_hash, PROTO_HASH_LEN, p->manifest, p->manifest_len, NULL, 0);
 	return 0;
 }
 
-int plan_file(struct plan *p, int fd, uint64_t size, const struct plan_args *a, char *err,
-              size_t errlen)
+int plan_object(struct plan *p, const struct source *src, const struct plan_args *a, char *err,
+                size_t errlen)
 {
+	uint64_t size = src->size;
 	uint64_t blocks;
 	int rc;
 
@@ -108,11 +195,16 @@ int plan_file(struct plan *p, int fd, uint64_t size, const struct plan_args *a, 
 	p->block_hashes = malloc(blocks ? blocks * PROTO_HASH_LEN : 1);
 	if (!p->block_hashes)
 		return -ENOMEM;
-	rc = hash_blocks(p, fd, err, errlen);
+	rc = hash_blocks(p, src, err, errlen);
 	if (rc < 0)
 		return rc;
-	rc = build_manifest(p, a);
-	if (rc < 0)
+	rc = build_manifest(p, src, a);
+	if (rc == -EFBIG)
+		snprintf(err, errlen,
+		         "the manifest of this object would exceed %u MiB (too many files "
+		         "or blocks); split it or use a larger --mtu",
+		         PROTO_MAX_MANIFEST >> 20);
+	else if (rc < 0)
 		snprintf(err, errlen, "cannot build the manifest: %s", strerror(-rc));
 	return rc;
 }

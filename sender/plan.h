@@ -9,6 +9,24 @@
 
 #include "proto/manifest.h"
 
+struct tree;
+struct ureader;
+
+/* What is being sent: one regular file, or a directory bundle whose bytes
+ * are its files concatenated in entry order. */
+struct source {
+	int fd;             /* the file; -1 for a bundle */
+	struct tree *tree;  /* the bundle; NULL for a file */
+	const char **paths; /* bundle: its regular files in entry order */
+	uint64_t *sizes;
+	size_t nfiles;
+	uint64_t size; /* object size */
+};
+
+/* A reader of the object's bytes in chunks (io_uring for a file). */
+__attribute__((warn_unused_result)) int source_reader(const struct source *src, uint32_t chunk,
+                                                      unsigned depth, struct ureader **r);
+
 struct plan {
 	uint64_t size;
 	uint32_t chunk; /* R = k * S */
@@ -33,11 +51,11 @@ struct plan_args {
 	const uint8_t *sender_id;
 };
 
-/* Read fd (size bytes) once and fill p. Returns 0 or -errno with a
- * user-facing message in err. */
-__attribute__((warn_unused_result)) int plan_file(struct plan *p, int fd, uint64_t size,
-                                                  const struct plan_args *a, char *err,
-                                                  size_t errlen);
+/* Read the source once and fill p; for a bundle, also the hash of every
+ * file in src->tree. Returns 0 or -errno with a user-facing message in err. */
+__attribute__((warn_unused_result)) int plan_object(struct plan *p, const struct source *src,
+                                                    const struct plan_args *a, char *err,
+                                                    size_t errlen);
 void plan_free(struct plan *p);
 
 #endif

@@ -33,6 +33,7 @@
 #include "encode.h"
 #include "plan.h"
 #include "transfer.h"
+#include "tree.h"
 #include "udp.h"
 
 #define GROUP        32
@@ -46,6 +47,7 @@ struct tctx {
 	struct udp_tx *tx;
 	struct encoder enc;
 	struct plan plan;
+	struct source src;
 	size_t flen;
 	unsigned maxf;
 	uint8_t announce[PROTO_ANNOUNCE_LEN];
@@ -269,7 +271,7 @@ static int encode_parity(struct tctx *c, uint32_t g, unsigned nb, unsigned pass)
 	return 0;
 }
 
-static int send_pass(struct tctx *c, int fd, unsigned pass)
+static int send_pass(struct tctx *c, unsigned pass)
 {
 	struct ureader *r;
 	const uint8_t *data;
@@ -277,7 +279,7 @@ static int send_pass(struct tctx *c, int fd, unsigned pass)
 	uint64_t idx;
 	int rc, got = 0;
 
-	rc = ureader_open(&r, fd, c->plan.size, c->plan.chunk, 8);
+	rc = source_reader(&c->src, c->plan.chunk, 8, &r);
 	if (rc < 0)
 		return rc;
 	c->bytes_done = 0;
@@ -353,7 +355,7 @@ static void teardown(struct tctx *c)
 	free(c->rowbuf);
 }
 
-static int run(struct tctx *c, int fd, struct stat *st, char *err, size_t errlen)
+static int run(struct tctx *c, char *err, size_t errlen)
 {
 	const struct transfer_args *a = c->a;
 	struct plan_args pa = {.name = a->name,
@@ -365,7 +367,7 @@ static int run(struct tctx *c, int fd, struct stat *st, char *err, size_t errlen
 	                       .sender_id = a->sender_id};
 	int rc;
 
-	rc = plan_file(&c->plan, fd, (uint64_t)st->st_size, &pa, err, errlen);
+	rc = plan_object(&c->plan, &c->src, &pa, err, errlen);
 	if (rc < 0)
 		return rc;
 	rc = alloc_buffers(c);
@@ -385,7 +387,7 @@ static int run(struct tctx *c, int fd, struct stat *st, char *err, size_t errlen
 		rc = send_manifest_cycle(c);
 	c->enc.raw_bytes = c->enc.stored_bytes = 0; /* count data blocks only */
 	for (unsigned pass = 1; pass <= a->passes && rc == 0; pass++) {
-		rc = send_pass(c, fd, pass);
+		rc = send_pass(c, pass);
 		progress(c, pass, pass == a->passes);
 	}
 	if (rc == 0)
@@ -401,31 +403,84 @@ static int run(struct tctx *c, int fd, struct stat *st, char *err, size_t errlen
 	return rc;
 }
 
+/* Open what a->path names: a regular file, or a directory as a bundle. */
+static int open_source(struct source *src, struct tree *tree, const char *path, char *err,
+                       size_t errlen)
+{
+	struct stat st;
+	int rc;
+
+	memset(src, 0, sizeof(*src));
+	src->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (src->fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return rc;
+	}
+	if (fstat(src->fd, &st) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
+		return rc;
+	}
+	if (S_ISREG(st.st_mode)) {
+		src->size = (uint64_t)st.st_size;
+		return 0;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s is neither a regular file nor a directory", path);
+		return -EINVAL;
+	}
+	close(src->fd);
+	src->fd = -1;
+	rc = tree_scan(tree, path, err, errlen);
+	if (rc < 0)
+		return rc;
+	src->tree = tree;
+	src->paths = calloc(tree->n, sizeof(*src->paths));
+	src->sizes = calloc(tree->n, sizeof(*src->sizes));
+	if (!src->paths || !src->sizes) {
+		snprintf(err, errlen, "out of memory listing the bundle");
+		return -ENOMEM;
+	}
+	src->nfiles = tree_files(tree, src->paths, src->sizes);
+	src->size = tree->total;
+	return 0;
+}
+
+static void close_source(struct source *src)
+{
+	if (src->fd >= 0)
+		close(src->fd);
+	free(src->paths);
+	free(src->sizes);
+	memset(src, 0, sizeof(*src));
+	src->fd = -1;
+}
+
 int transfer_file(const struct transfer_args *a, struct transfer_result *res, char *err,
                   size_t errlen)
 {
 	struct tctx c;
-	struct stat st;
-	int fd, rc;
+	struct source src;
+	struct tree tree = {.root_fd = -1};
+	int rc;
 
-	fd = open(a->path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "cannot open %s: %s", a->path, strerror(errno));
+	rc = open_source(&src, &tree, a->path, err, errlen);
+	if (rc < 0) {
+		close_source(&src);
+		tree_free(&tree);
 		return rc;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "%s is not a regular file", a->path);
-		close(fd);
-		return -EINVAL;
-	}
 	rc = setup(&c, a);
+	c.src = src;
 	if (rc == 0)
-		rc = run(&c, fd, &st, err, errlen);
+		rc = run(&c, err, errlen);
 	else
 		snprintf(err, errlen, "cannot set up the encoder: %s", strerror(-rc));
 	if (rc == 0) {
 		res->size = c.plan.size;
+		res->bundle = src.tree != NULL;
+		res->files = res->bundle ? src.nfiles : 1;
 		res->stored_bytes = c.enc.stored_bytes;
 		res->frames = c.enc.counter;
 		res->seconds_ns = now_ns() - c.t_start;
@@ -433,6 +488,7 @@ int transfer_file(const struct transfer_args *a, struct transfer_result *res, ch
 		memcpy(res->content_hash, c.plan.content_hash, PROTO_HASH_LEN);
 	}
 	teardown(&c);
-	close(fd);
+	close_source(&src);
+	tree_free(&tree);
 	return rc;
 }

@@ -30,6 +30,8 @@ struct transfer_args {
 
 struct transfer_result {
 	uint64_t size;
+	int bundle;
+	uint64_t files; /* regular files in it: 1 for a file */
 	uint64_t stored_bytes;
 	uint64_t frames;
 	uint64_t seconds_ns;
@@ -37,7 +39,8 @@ struct transfer_result {
 	uint8_t content_hash[PROTO_HASH_LEN];
 };
 
-/* Returns 0 when every frame was handed to the kernel, -errno otherwise,
+/* Send a->path: a regular file, or a directory as one bundle object.
+ * Returns 0 when every frame was handed to the kernel, -errno otherwise,
  * with a user-facing message in err. */
 __attribute__((warn_unused_result)) int
 transfer_file(const struct transfer_args *a, struct transfer_result *res, char *err, size_t errlen);

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/* Directory bundles on the receiving side. The object's bytes (staged as one
+ * stream file and verified block by block and as a whole) are the bundle's
+ * regular files concatenated in entry order. Publication builds the tree in
+ * staging beneath a fresh directory, with every path resolved by openat2
+ * (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), checks each file against its hash
+ * in the signed manifest, makes it durable, and moves the whole directory
+ * into the inbox with one renameat2(RENAME_NOREPLACE). Modes are the
+ * receiver's: files get --file-mode, executables and directories the same
+ * with search/execute bits where it grants read; never setuid, setgid,
+ * sticky, nor a sender-chosen owner. */
+#ifndef SLUICE_RECEIVER_BUNDLE_H
+#define SLUICE_RECEIVER_BUNDLE_H
+
+#include "proto/manifest.h"
+#include "staging.h"
+
+/* What proto_manifest_decode does not check of an entry list: paths in
+ * strictly ascending byte order (so none twice), and every path's parent is
+ * itself listed, as a directory. NULL when acceptable, else the reason. */
+const char *bundle_check(const struct manifest *m);
+
+/* Build, verify and publish the bundle whose stream is the staging file
+ * fd/part, as inbox/name. The stream file is removed on success. Returns 0;
+ * -EEXIST when the name is taken; -EBADMSG when a file does not match its
+ * manifest hash (why says which); -ENOSPC; other -errno. Nothing is left in
+ * the inbox or staging tree on failure. */
+__attribute__((warn_unused_result)) int bundle_publish(struct staging *st, int fd, const char *part,
+                                                       const char *name, const struct manifest *m,
+                                                       char *why, size_t whylen);
+
+/* Remove a staging tree (directory `name` in dir_fd) and everything in it,
+ * without following symbolic links. 0 or -errno. */
+int bundle_remove_tree(int dir_fd, const char *name);
+
+/* The staging tree name for a stream file name ("X.part" -> "X.tree"). */
+#define BUNDLE_TREE_SUFFIX ".tree"
+
+#endif
