@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The receipt log: a hash-chained JSON Lines file that is only ever appended
- * to, its recovery after a crash, and the strict line parser the verifier
- * and the fuzzer share. */
+ * to, its recovery after a crash, its Ed25519-signed checkpoints, and the
+ * strict line parsers the verifier (tools/receipts.c) and the fuzzers share. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -18,11 +18,18 @@
 
 #include <sodium.h>
 
+#include "common/keys.h"
 #include "receipt.h"
 
 _Static_assert(RECEIPT_HASH_LEN == crypto_generichash_BYTES, "BLAKE2b-256");
+_Static_assert(RECEIPT_KEYID_LEN == KEYID_LEN, "key id");
+_Static_assert(RECEIPT_SIG_LEN == crypto_sign_BYTES, "Ed25519 signature");
+_Static_assert(sizeof(RECEIPT_CP_DOMAIN) + 8 + RECEIPT_HASH_LEN + RECEIPT_TIME_LEN +
+                       RECEIPT_KEYID_LEN ==
+                   RECEIPT_CP_MSG_LEN,
+               "checkpoint message layout");
 
-#define TIME_LEN 24 /* 2026-11-23T09:14:02.137Z */
+#define TIME_LEN RECEIPT_TIME_LEN
 #define TIME_BUF 96 /* room for any int fields, to keep -Wformat-truncation quiet */
 
 struct receipt_log {
@@ -34,6 +41,15 @@ struct receipt_log {
 	bool ends_nl;                   /* the file is empty or ends with '\n' */
 	bool damaged;                   /* a "log-damaged" record is owed */
 	uint64_t damage_off;            /* where the untrusted bytes start */
+
+	/* checkpoints; sk is NULL until receipt_set_signing_key */
+	uint8_t *sk; /* sodium_malloc'd Ed25519 seed||pk */
+	uint8_t keyid[RECEIPT_KEYID_LEN];
+	uint64_t cp_n;   /* records up to this n are covered by a checkpoint */
+	uint64_t every;  /* policy, 0 = off */
+	uint64_t interval_ns, idle_ns;
+	bool pending;    /* receipt_tick has seen records not yet covered */
+	uint64_t pending_since, seen_n, seen_at;
 };
 
 struct receipt_rec {
@@ -159,8 +175,13 @@ struct receipt_rec *receipt_begin(struct receipt_log *log, const char *event)
 	if (!log)
 		return NULL;
 	r = malloc(sizeof(*r));
-	if (r)
-		rec_init(r, log, event);
+	if (!r)
+		return NULL;
+	rec_init(r, log, event);
+	/* Only the log writes these: a "checkpoint" from elsewhere would be
+	 * an unsigned look-alike, a "log-damaged" one would hide bytes. */
+	if (event && (!strcmp(event, "checkpoint") || !strcmp(event, "log-damaged")))
+		r->err = -EINVAL;
 	return r;
 }
 
@@ -264,8 +285,9 @@ static void note_damage(struct receipt_log *log, uint64_t off)
 /* Assemble {"n":..,"time":..,"event":<r->buf>,"prev":".."} and append it
  * with one write(2) and an fdatasync. If the file does not end in '\n' (only
  * while damage is owed), a '\n' goes first in the same write so the record
- * is a line of its own. Called with log->mu held. */
-static int append_line(struct receipt_log *log, const struct receipt_rec *r)
+ * is a line of its own. time is the record's time (a checkpoint signs it),
+ * NULL for now. Called with log->mu held. */
+static int append_line(struct receipt_log *log, const struct receipt_rec *r, const char *time)
 {
 	static const char mid[] = ",\"prev\":\"";
 	char prefix[96], when[TIME_BUF];
@@ -275,7 +297,10 @@ static int append_line(struct receipt_log *log, const struct receipt_rec *r)
 	ssize_t w;
 	int rc = 0;
 
-	format_time(when);
+	if (time)
+		snprintf(when, sizeof(when), "%s", time);
+	else
+		format_time(when);
 	plen = (size_t)snprintf(prefix, sizeof(prefix),
 	                        "{\"n\":%" PRIu64 ",\"time\":\"%s\",\"event\":", log->n + 1, when);
 	if (plen >= sizeof(prefix))
@@ -349,10 +374,161 @@ static int append_damage(struct receipt_log *log)
 	rec_init(&r, log, "log-damaged");
 	receipt_u64(&r, "offset", log->damage_off);
 	receipt_u64(&r, "bytes", end - log->damage_off);
-	rc = r.err ? r.err : append_line(log, &r);
+	rc = r.err ? r.err : append_line(log, &r, NULL);
 	free(r.buf);
 	if (rc == 0)
 		log->damaged = false;
+	return rc;
+}
+
+/* ---- checkpoints -------------------------------------------------------- */
+
+void receipt_checkpoint_message(uint8_t out[static RECEIPT_CP_MSG_LEN],
+                                const struct receipt_checkpoint *cp)
+{
+	uint8_t *o = out;
+
+	memcpy(o, RECEIPT_CP_DOMAIN, sizeof(RECEIPT_CP_DOMAIN)); /* with its NUL */
+	o += sizeof(RECEIPT_CP_DOMAIN);
+	for (int i = 0; i < 8; i++)
+		*o++ = (uint8_t)(cp->records >> (8 * i));
+	memcpy(o, cp->head, RECEIPT_HASH_LEN);
+	o += RECEIPT_HASH_LEN;
+	memcpy(o, cp->time, RECEIPT_TIME_LEN);
+	o += RECEIPT_TIME_LEN;
+	memcpy(o, cp->key, RECEIPT_KEYID_LEN);
+}
+
+/* Sign the head as it is now and append the checkpoint that says so. Any
+ * owed damage record goes first: the checkpoint then covers it too. Called
+ * with log->mu held and a key set. */
+static int append_checkpoint(struct receipt_log *log)
+{
+	struct receipt_checkpoint cp = {0};
+	uint8_t msg[RECEIPT_CP_MSG_LEN];
+	char when[TIME_BUF];
+	struct receipt_rec r;
+	int rc = 0;
+
+	if (log->damaged) {
+		rc = append_damage(log);
+		if (rc < 0)
+			return rc;
+	}
+	format_time(when);
+	memcpy(cp.time, when, RECEIPT_TIME_LEN);
+	cp.records = log->n;
+	memcpy(cp.head, log->head, RECEIPT_HASH_LEN);
+	memcpy(cp.key, log->keyid, RECEIPT_KEYID_LEN);
+	receipt_checkpoint_message(msg, &cp);
+	if (crypto_sign_detached(cp.sig, NULL, msg, sizeof(msg), log->sk) != 0)
+		return -EIO;
+
+	rec_init(&r, log, "checkpoint");
+	receipt_u64(&r, "records", cp.records);
+	receipt_hex(&r, "head", cp.head, RECEIPT_HASH_LEN);
+	receipt_hex(&r, "key", cp.key, RECEIPT_KEYID_LEN);
+	receipt_hex(&r, "sig", cp.sig, RECEIPT_SIG_LEN);
+	rc = r.err ? r.err : append_line(log, &r, when);
+	free(r.buf);
+	if (rc == 0) {
+		log->cp_n = log->n;
+		log->pending = false;
+	}
+	return rc;
+}
+
+int receipt_set_signing_key(struct receipt_log *log, const uint8_t sk[static 64],
+                            const uint8_t pk[static 32])
+{
+	uint8_t seed[crypto_sign_SEEDBYTES], derived[crypto_sign_PUBLICKEYBYTES];
+	uint8_t *copy = sodium_malloc(crypto_sign_SECRETKEYBYTES);
+	int rc = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	/* The seed is what signs: derive its public half rather than trust
+	 * the copy stored in sk, so a mismatched pair is refused here and not
+	 * discovered later by an auditor whose checkpoints never verify. */
+	crypto_sign_ed25519_sk_to_seed(seed, sk);
+	if (crypto_sign_seed_keypair(derived, copy, seed) != 0 ||
+	    sodium_memcmp(derived, pk, sizeof(derived)) != 0) {
+		rc = -EINVAL;
+		goto out;
+	}
+	pthread_mutex_lock(&log->mu);
+	sodium_free(log->sk); /* wipes the previous key, if any */
+	log->sk = copy;
+	copy = NULL;
+	key_id(log->keyid, pk);
+	pthread_mutex_unlock(&log->mu);
+out:
+	sodium_free(copy); /* sodium_free wipes; NULL is fine */
+	sodium_memzero(seed, sizeof(seed));
+	return rc;
+}
+
+void receipt_set_checkpoint_policy(struct receipt_log *log, uint64_t every_records,
+                                   uint64_t interval_ns, uint64_t idle_ns)
+{
+	pthread_mutex_lock(&log->mu);
+	log->every = every_records;
+	log->interval_ns = interval_ns;
+	log->idle_ns = idle_ns;
+	pthread_mutex_unlock(&log->mu);
+}
+
+int receipt_checkpoint(struct receipt_log *log)
+{
+	int rc;
+
+	if (!log)
+		return -EINVAL;
+	pthread_mutex_lock(&log->mu);
+	if (!log->sk)
+		rc = -ENOKEY;
+	else if (log->n == log->cp_n && !log->damaged)
+		rc = 0;
+	else if ((rc = append_checkpoint(log)) == 0)
+		rc = 1;
+	pthread_mutex_unlock(&log->mu);
+	return rc;
+}
+
+int receipt_tick(struct receipt_log *log, uint64_t now)
+{
+	bool due;
+	int rc = 0;
+
+	if (!log)
+		return -EINVAL;
+	pthread_mutex_lock(&log->mu);
+	if (!log->sk || (log->n == log->cp_n && !log->damaged)) {
+		log->pending = false;
+		goto out;
+	}
+	if (!log->pending) {
+		log->pending = true;
+		log->pending_since = log->seen_at = now;
+		log->seen_n = log->n;
+	} else if (log->seen_n != log->n) {
+		log->seen_n = log->n;
+		log->seen_at = now;
+	}
+	due = (log->interval_ns && now - log->pending_since >= log->interval_ns) ||
+	      (log->idle_ns && now - log->seen_at >= log->idle_ns);
+	if (!due)
+		goto out;
+	rc = append_checkpoint(log);
+	if (rc < 0) {
+		/* disk full or the like: wait a whole period before retrying
+		 * rather than failing every tick */
+		log->pending_since = log->seen_at = now;
+	} else {
+		rc = 1;
+	}
+out:
+	pthread_mutex_unlock(&log->mu);
 	return rc;
 }
 
@@ -370,7 +546,11 @@ int receipt_commit(struct receipt_rec *r)
 		if (log->damaged)
 			rc = append_damage(log);
 		if (rc == 0)
-			rc = append_line(log, r);
+			rc = append_line(log, r, NULL);
+		/* A failed checkpoint stays owed: the next commit or tick
+		 * tries again. It does not make this record fail. */
+		if (rc == 0 && log->sk && log->every && log->n - log->cp_n >= log->every)
+			(void)append_checkpoint(log);
 		pthread_mutex_unlock(&log->mu);
 	}
 	free(r->buf);
@@ -472,8 +652,15 @@ static int recover(struct receipt_log *log, uint64_t size)
 				goto out;
 			if (receipt_parse_line(buf, (size_t)(end - start), &log->n, NULL, 0,
 			                       NULL) == 0) {
+				struct receipt_checkpoint cp;
+
 				crypto_generichash(log->head, RECEIPT_HASH_LEN, (uint8_t *)buf,
 				                   (size_t)(end - start), NULL, 0);
+				/* Ending in a checkpoint: nothing is owed. Otherwise
+				 * cp_n stays 0 and the first checkpoint of this run
+				 * covers whatever the last one left uncovered. */
+				if (receipt_parse_checkpoint(buf, (size_t)(end - start), &cp) == 0)
+					log->cp_n = log->n;
 				found = true;
 				break;
 			}
@@ -541,6 +728,9 @@ int receipt_open(struct receipt_log **out, const char *path, char *err, size_t e
 		         strerror(-rc));
 		goto fail;
 	}
+	log->every = RECEIPT_CP_EVERY_RECORDS;
+	log->interval_ns = RECEIPT_CP_INTERVAL_NS;
+	log->idle_ns = RECEIPT_CP_IDLE_NS;
 	rc = recover(log, (uint64_t)sb.st_size);
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot read receipt log %s: %s", path, strerror(-rc));
@@ -566,6 +756,7 @@ void receipt_close(struct receipt_log *log)
 		return;
 	close(log->fd); /* also drops the flock */
 	pthread_mutex_destroy(&log->mu);
+	sodium_free(log->sk); /* sodium_memzero's the signing key, then unmaps it */
 	free(log);
 }
 
@@ -602,15 +793,18 @@ static int hexval(int ch)
 	return -1;
 }
 
+#define ODD_NUL 1  /* a \u0000 */
+#define ODD_WIDE 2 /* a \u escape above 0xff: not a byte we can store */
+
 /* A JSON string at the cursor, quotes included. Up to cap-1 decoded bytes go
  * to out (if any), NUL-terminated; *dlen gets the full decoded length and
- * *odd is set when a \u escape is not a byte we can store (0 or > 0xff). Raw
- * bytes must be printable ASCII: the writer emits nothing else. */
-static bool scan_string(struct cursor *c, char *out, size_t cap, size_t *dlen, bool *odd)
+ * *odd the ODD_ flags of what it held. Raw bytes must be printable ASCII:
+ * the writer emits nothing else. */
+static bool scan_string(struct cursor *c, char *out, size_t cap, size_t *dlen, int *odd)
 {
 	size_t d = 0;
 
-	*odd = false;
+	*odd = 0;
 	if (peek(c) != '"')
 		return false;
 	c->i++;
@@ -664,8 +858,10 @@ static bool scan_string(struct cursor *c, char *out, size_t cap, size_t *dlen, b
 		} else {
 			v = (unsigned)ch;
 		}
-		if (v == 0 || v > 0xff)
-			*odd = true;
+		if (v == 0)
+			*odd |= ODD_NUL;
+		if (v > 0xff)
+			*odd |= ODD_WIDE;
 		if (out && d + 1 < cap)
 			out[d] = (char)v;
 		d++;
@@ -713,7 +909,7 @@ static bool scan_number(struct cursor *c)
 static bool scan_value(struct cursor *c)
 {
 	size_t dlen;
-	bool odd;
+	int odd;
 
 	if (peek(c) == '"')
 		return scan_string(c, NULL, 0, &dlen, &odd);
@@ -742,7 +938,7 @@ static bool scan_u64(struct cursor *c, uint64_t *out)
 }
 
 /* Exactly the form the writer uses: "YYYY-MM-DDTHH:MM:SS.mmmZ". */
-static bool scan_time(struct cursor *c)
+static bool scan_time(struct cursor *c, char out[RECEIPT_TIME_LEN + 1])
 {
 	static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
 
@@ -756,16 +952,21 @@ static bool scan_time(struct cursor *c)
 	}
 	if (c->p[c->i + 1 + TIME_LEN] != '"')
 		return false;
+	if (out) {
+		memcpy(out, c->p + c->i + 1, TIME_LEN);
+		out[TIME_LEN] = '\0';
+	}
 	c->i += TIME_LEN + 2;
 	return true;
 }
 
-static bool scan_prev(struct cursor *c, uint8_t out[RECEIPT_HASH_LEN])
+/* "<2n lower-case hex digits>" into n bytes. */
+static bool scan_hex(struct cursor *c, uint8_t *out, size_t n)
 {
-	if (peek(c) != '"' || c->len - c->i < 2 * RECEIPT_HASH_LEN + 2)
+	if (peek(c) != '"' || c->len - c->i < 2 * n + 2)
 		return false;
 	c->i++;
-	for (size_t k = 0; k < RECEIPT_HASH_LEN; k++) {
+	for (size_t k = 0; k < n; k++) {
 		int hi = c->p[c->i], lo = c->p[c->i + 1];
 
 		/* lower case only: one hash, one spelling */
@@ -781,6 +982,11 @@ static bool scan_prev(struct cursor *c, uint8_t out[RECEIPT_HASH_LEN])
 	return true;
 }
 
+static bool scan_prev(struct cursor *c, uint8_t out[RECEIPT_HASH_LEN])
+{
+	return scan_hex(c, out, RECEIPT_HASH_LEN);
+}
+
 int receipt_parse_line(const char *line, size_t len, uint64_t *n, char *event, size_t eventlen,
                        uint8_t prev[32])
 {
@@ -788,7 +994,7 @@ int receipt_parse_line(const char *line, size_t len, uint64_t *n, char *event, s
 	uint8_t hash[RECEIPT_HASH_LEN];
 	uint64_t num;
 	size_t dlen;
-	bool odd;
+	int odd;
 
 	if (event && eventlen)
 		event[0] = '\0';
@@ -796,7 +1002,7 @@ int receipt_parse_line(const char *line, size_t len, uint64_t *n, char *event, s
 		return -EINVAL;
 	if (!eat(&c, "{\"n\":") || !scan_u64(&c, &num))
 		return -EINVAL;
-	if (!eat(&c, ",\"time\":") || !scan_time(&c))
+	if (!eat(&c, ",\"time\":") || !scan_time(&c, NULL))
 		return -EINVAL;
 	if (!eat(&c, ",\"event\":") || !scan_string(&c, event, eventlen, &dlen, &odd) || odd)
 		return -EINVAL;
@@ -823,5 +1029,127 @@ int receipt_parse_line(const char *line, size_t len, uint64_t *n, char *event, s
 		*n = num;
 	if (prev)
 		memcpy(prev, hash, sizeof(hash));
+	return 0;
+}
+
+int receipt_parse_checkpoint(const char *line, size_t len, struct receipt_checkpoint *cp)
+{
+	struct cursor c = {.p = line, .len = len, .i = 0};
+	struct receipt_checkpoint v;
+
+	if (!line)
+		return -EINVAL;
+	/* One spelling only, the writer's: with every field signed or
+	 * derived from signed ones, the whole line is authenticated. */
+	if (!eat(&c, "{\"n\":") || !scan_u64(&c, &v.n) || !eat(&c, ",\"time\":") ||
+	    !scan_time(&c, v.time) || !eat(&c, ",\"event\":\"checkpoint\",\"records\":") ||
+	    !scan_u64(&c, &v.records) || !eat(&c, ",\"head\":") ||
+	    !scan_hex(&c, v.head, RECEIPT_HASH_LEN) || !eat(&c, ",\"key\":") ||
+	    !scan_hex(&c, v.key, RECEIPT_KEYID_LEN) || !eat(&c, ",\"sig\":") ||
+	    !scan_hex(&c, v.sig, RECEIPT_SIG_LEN) || !eat(&c, ",\"prev\":") ||
+	    !scan_prev(&c, v.prev) || !eat(&c, "}") || c.i != c.len)
+		return -EINVAL;
+	if (cp)
+		*cp = v;
+	return 0;
+}
+
+int receipt_checkpoint_verify(const struct receipt_checkpoint *cp, const uint8_t pk[static 32])
+{
+	uint8_t msg[RECEIPT_CP_MSG_LEN], id[KEYID_LEN];
+
+	if (cp->n == 0 || cp->records != cp->n - 1 ||
+	    sodium_memcmp(cp->head, cp->prev, RECEIPT_HASH_LEN) != 0)
+		return -EINVAL;
+	key_id(id, pk);
+	if (sodium_memcmp(id, cp->key, KEYID_LEN) != 0)
+		return -EKEYREJECTED; /* "checked against wrong key", as signify says */
+	receipt_checkpoint_message(msg, cp);
+	if (crypto_sign_verify_detached(cp->sig, msg, sizeof(msg), pk) != 0)
+		return -EBADMSG;
+	return 0;
+}
+
+/* The value of key in a line receipt_parse_line accepts: the cursor is
+ * left on it. -ENOENT, or -EINVAL when the key occurs twice. */
+static int find_field(const char *line, size_t len, const char *key, struct cursor *at)
+{
+	struct cursor c = {.p = line, .len = len, .i = 0};
+	size_t klen = strlen(key);
+	bool found = false;
+
+	if (receipt_parse_line(line, len, NULL, NULL, 0, NULL) != 0)
+		return -EINVAL;
+	if (!eat(&c, "{"))
+		return -EINVAL;
+	/* The line is valid, so this walk over "key":value pairs cannot fail
+	 * part-way; it checks anyway rather than rely on it. */
+	for (;;) {
+		char name[64];
+		size_t dlen;
+		int odd;
+
+		if (!scan_string(&c, name, sizeof(name), &dlen, &odd) || !eat(&c, ":"))
+			return -EINVAL;
+		if (!odd && dlen == klen && dlen < sizeof(name) && !memcmp(name, key, klen)) {
+			if (found)
+				return -EINVAL;
+			found = true;
+			*at = c;
+		}
+		if (!scan_value(&c))
+			return -EINVAL;
+		if (eat(&c, "}"))
+			break;
+		if (!eat(&c, ","))
+			return -EINVAL;
+	}
+	return found ? 0 : -ENOENT;
+}
+
+int receipt_get_str(const char *line, size_t len, const char *key, char *out, size_t cap,
+                    size_t *outlen)
+{
+	struct cursor c;
+	size_t dlen;
+	int odd, rc;
+
+	if (!line || !key || !out || cap == 0)
+		return -EINVAL;
+	out[0] = '\0';
+	rc = find_field(line, len, key, &c);
+	if (rc < 0)
+		return rc;
+	if (eat(&c, "null"))
+		return -ENODATA;
+	if (!scan_string(&c, out, cap, &dlen, &odd) || (odd & ODD_WIDE))
+		return -EINVAL;
+	if (dlen >= cap) {
+		out[0] = '\0';
+		return -E2BIG;
+	}
+	if (outlen)
+		*outlen = dlen;
+	return 0;
+}
+
+int receipt_get_u64(const char *line, size_t len, const char *key, uint64_t *val)
+{
+	struct cursor c;
+	uint64_t v;
+	int rc;
+
+	if (!line || !key)
+		return -EINVAL;
+	rc = find_field(line, len, key, &c);
+	if (rc < 0)
+		return rc;
+	if (eat(&c, "null"))
+		return -ENODATA;
+	/* a fraction or exponent is not an integer: the value must end here */
+	if (!scan_u64(&c, &v) || (peek(&c) != ',' && peek(&c) != '}'))
+		return -EINVAL;
+	if (val)
+		*val = v;
 	return 0;
 }
