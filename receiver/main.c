@@ -40,7 +40,7 @@ enum exit_code { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_KEYS = 3 };
 
 struct options {
 	const char *listen, *inbox, *key, *state, *receipts, *stats, *metrics;
-	const char *user, *selftest;
+	const char *user, *selftest, *log_key;
 	int no_sandbox;
 	const char *trust[MAX_TRUST];
 	unsigned ntrust;
@@ -71,6 +71,8 @@ static void usage(FILE *f)
 	        "  --state DIR            staging and receipts; same filesystem as the inbox\n"
 	        "                         (default INBOX/.sluice)\n"
 	        "  --receipts FILE        receipt log (default STATE/receipts.jsonl)\n"
+	        "  --log-key FILE         signs receipt-log checkpoints (default: log.key\n"
+	        "                         next to --key, when it exists)\n"
 	        "  --session-timeout SEC  give up on a silent transfer after SEC (default 60)\n"
 	        "  --end-grace SEC        after the sender's END, wait SEC for late frames (2)\n"
 	        "  --max-sessions N       transfers in progress at once (default 16)\n"
@@ -142,6 +144,7 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 	                                         {"trust", required_argument, NULL, 't'},
 	                                         {"state", required_argument, NULL, 's'},
 	                                         {"receipts", required_argument, NULL, 'r'},
+	                                         {"log-key", required_argument, NULL, 'L'},
 	                                         {"session-timeout", required_argument, NULL, 'T'},
 	                                         {"end-grace", required_argument, NULL, 'g'},
 	                                         {"max-sessions", required_argument, NULL, 'S'},
@@ -188,6 +191,9 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 			break;
 		case 'r':
 			o->receipts = optarg;
+			break;
+		case 'L':
+			o->log_key = optarg;
 			break;
 		case 'x':
 			o->stats = optarg;
@@ -298,6 +304,56 @@ fail:
 out:
 	sodium_free(pair);
 	return rc;
+}
+
+/* The receipt log's checkpoint key: --log-key, else log.key beside --key if
+ * it exists (sluice-keygen receiver writes both). Without one the log is
+ * still hash-chained, but nothing in it is signed. */
+static int setup_log_key(const struct options *o, struct receipt_log *log)
+{
+	char def[PATH_MAX + 16], err[512], idhex[2 * KEYID_LEN + 1];
+	const char *path = o->log_key, *slash = strrchr(o->key, '/');
+	uint8_t *sk = NULL, id[KEYID_LEN];
+	struct stat sb;
+	int rc = -1;
+
+	if (!path) {
+		snprintf(def, sizeof(def), "%.*s%slog.key", slash ? (int)(slash - o->key) : 0,
+		         o->key, slash ? "/" : "");
+		if (lstat(def, &sb) < 0 && errno == ENOENT) {
+			log_warn("no receipt-log key at %s: checkpoints will not be signed; pass "
+			         "--log-key FILE (sluice-keygen receiver writes log.key)",
+			         def);
+			return 0;
+		}
+		path = def;
+	}
+	sk = sodium_malloc(64); /* seed || pk */
+	if (!sk) {
+		log_err("out of memory");
+		return -1;
+	}
+	if (keyfile_read(path, KEY_LOG_SECRET, sk, id, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		goto out;
+	}
+	if (receipt_set_signing_key(log, sk, sk + 32) < 0) {
+		log_err("cannot use the receipt-log key %s (out of memory?)", path);
+		goto out;
+	}
+	key_id_hex(idhex, id);
+	log_info("receipt-log checkpoints signed with log key %s", idhex);
+	rc = 0;
+out:
+	sodium_free(sk);
+	return rc;
+}
+
+static void checkpoint_failed(int rc)
+{
+	log_err("cannot append a signed checkpoint to the receipt log: %s; the records since the "
+	        "last one are not covered by a signature until one is written",
+	        strerror(-rc));
 }
 
 struct metric {
@@ -523,7 +579,12 @@ static int serve(const struct options *o, struct receiver *r, struct net_rx *n,
 			net_ring_release(ring);
 		}
 		if (now - last_tick >= 50000000u) {
+			int cp;
+
 			rcv_tick(r, now);
+			cp = receipt_tick(r->log, now);
+			if (cp < 0)
+				checkpoint_failed(cp);
 			last_tick = now;
 		}
 		if (o->metrics && now - last_export >= METRICS_NS) {
@@ -550,7 +611,7 @@ int main(int argc, char **argv)
 	char err[600], state[PATH_MAX], receipts[PATH_MAX + 32];
 	struct net_ring *ring = NULL;
 	uint64_t ring_dropped;
-	int rc = EXIT_FAILED, stale, have_r = 0, stop_rc;
+	int rc = EXIT_FAILED, stale, have_r = 0, stop_rc, cp;
 
 	if (parse_args(argc, argv, &o, &cfg) < 0)
 		return EXIT_USAGE;
@@ -575,6 +636,10 @@ int main(int argc, char **argv)
 	    receipt_open(&log, receipts, err, sizeof(err)) < 0 ||
 	    net_open(&net, &addr, alen, o.rcvbuf, err, sizeof(err)) < 0) {
 		log_err("%s", err);
+		goto out;
+	}
+	if (setup_log_key(&o, log) < 0) {
+		rc = EXIT_KEYS;
 		goto out;
 	}
 	if (ledger_open(&ledger, st.state_fd) < 0) {
@@ -618,6 +683,9 @@ int main(int argc, char **argv)
 	}
 	rcv_abandon_all(&r, "receiver stopped");
 	lifecycle_receipt(log, "stop", &r, -1);
+	cp = receipt_checkpoint(log); /* covers this run up to "stop" */
+	if (cp < 0 && cp != -ENOKEY)
+		checkpoint_failed(cp);
 	export_counters(&o, &r, &net, ring_dropped, 1);
 out:
 	if (have_r)
