@@ -1,0 +1,593 @@
+/* SPDX-License-Identifier: MIT */
+/* Exhaustive single-mutation rejection: a valid frame of every type, built
+ * with the real encoders (announcement signed with a test key and sealed to
+ * the receiver, manifest symbol, data source and repair symbols, an outer
+ * parity symbol, heartbeat, end), is mutated in every way one error can
+ * take -- each single-bit flip, each byte set to 0x00 and to 0xff, every
+ * truncation, trailing bytes -- and each mutant goes through the real
+ * receiver (rcv_handle: header, session, length, replay window, AEAD,
+ * signature). Every mutant must be rejected and land in exactly the one
+ * stats counter that the rejection order (PROTOCOL.md §11) predicts; the
+ * prediction comes from an independent model of the wire rules below, not
+ * from the decoders under test. Afterwards the untouched originals must
+ * still be accepted and the object must publish byte-identical: no mutant
+ * moved the replay window or poisoned decoder state.
+ *
+ *   encoders → frame → mutate → rcv_handle → exactly one counter += 1
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sys/stat.h>
+#include <ftw.h>
+#include <sodium.h>
+#include <unistd.h>
+
+#include "common/crypto.h"
+#include "common/keys.h"
+#include "proto/bytes.h"
+#include "proto/frame.h"
+#include "proto/manifest.h"
+#include "receiver/ledger.h"
+#include "receiver/receipt.h"
+#include "receiver/session.h"
+#include "receiver/staging.h"
+#include "sender/encode.h"
+
+#define S         1000u /* symbol size: datagrams of 1056 bytes */
+#define KMAX      4u
+#define OBJ_SIZE  10000u /* three blocks: 4000, 4000, 2000 bytes */
+#define NAME      "mutant.bin"
+#define NOW       1000000000000ull
+#define MAXFRAMES 128
+#define WINDOW    65536u /* the receiver's anti-replay window */
+
+_Static_assert(sizeof(struct rcv_stats) % sizeof(uint64_t) == 0, "rcv_stats is all u64");
+#define NSTATS (sizeof(struct rcv_stats) / sizeof(uint64_t))
+#define IDX(f) (offsetof(struct rcv_stats, f) / sizeof(uint64_t))
+
+struct frame {
+	const char *what;
+	uint8_t buf[PROTO_MAX_DATAGRAM];
+	size_t len;
+	uint64_t counter;
+	int fed; /* the original was accepted */
+};
+
+struct fixture {
+	char dir[64];
+	struct staging st;
+	struct receipt_log *log;
+	struct ledger ledger;
+	struct rcv_config cfg;
+	struct trusted_key trusted;
+	struct receiver r;
+	int have_r;
+	uint8_t sign_pk[32], sign_sk[64];
+	uint8_t content[OBJ_SIZE];
+	uint64_t session_id;
+	/* every frame of the object, in the order the encoder sealed them */
+	struct frame *frames;
+	unsigned nframes;
+	struct frame announce;
+	/* replay model: counters the receiver accepted */
+	uint64_t seen[MAXFRAMES];
+	unsigned nseen;
+	uint64_t top;
+	/* tallies */
+	unsigned long mutants, noops;
+};
+
+/* ---- the independent model of what the receiver must do --------------- */
+
+static const char *stat_name(size_t i)
+{
+#define N(f)                                                                                       \
+	if (i == IDX(f))                                                                           \
+		return #f;
+	N(datagrams)
+	N(accepted)
+	N(bad_header)
+	N(bad_length)
+	N(unknown_session)
+	N(finished_session)
+	N(replayed)
+	N(bad_tag)
+	N(bad_symbol)
+	N(duplicate)
+	N(announce_repeat)
+	N(announce_bad)
+	N(announce_not_for_us)
+	N(announce_untrusted)
+	N(announce_bad_signature)
+	N(announce_refused)
+	N(published)
+	N(failed)
+#undef N
+	return "(another counter)";
+}
+
+/* Header rules of PROTOCOL.md §3, written out again: -1 when the header
+ * must be rejected, else the frame type. */
+static int model_header(const uint8_t *b, size_t len)
+{
+	if (len < 32 || memcmp(b, "SLCE", 4) != 0 || b[4] != 1 || b[5] < 1 || b[5] > 5)
+		return -1;
+	if (get_le16(b + 6) != 0 || get_le16(b + 30) != 0 || get_le16(b + 28) > 254)
+		return -1;
+	uint64_t counter = get_le64(b + 16);
+	uint32_t block = get_le32(b + 24);
+	uint16_t sym = get_le16(b + 28);
+	if (b[5] == FRAME_ANNOUNCE)
+		return counter == 0 && block == 0 && sym == 0 ? b[5] : -1;
+	if ((b[5] == FRAME_HEARTBEAT || b[5] == FRAME_END) && (block != 0 || sym != 0))
+		return -1;
+	return counter != 0 ? b[5] : -1;
+}
+
+/* Announcement field ranges of PROTOCOL.md §4 (after the header). */
+static int model_announce_fields(const uint8_t *b, size_t len)
+{
+	if (len != PROTO_ANNOUNCE_LEN)
+		return 0;
+	uint8_t k = b[49], g = b[224], p = b[225];
+	uint16_t sym = get_le16(b + 50);
+	uint32_t chunk = get_le32(b + 52), blocks = get_le32(b + 64), mlen = get_le32(b + 68);
+	uint64_t size = get_le64(b + 56);
+	for (int i = 226; i < 232; i++)
+		if (b[i])
+			return 0;
+	if (b[48] != 1 && b[48] != 2)
+		return 0;
+	if (k < 1 || k > 254 || sym < 968 || sym > 65451 || chunk != (uint32_t)k * sym)
+		return 0;
+	if (size / chunk + (size % chunk != 0) != blocks)
+		return 0;
+	if (mlen < 1 || mlen > (64u << 20) || g < 1 || g + p > 255)
+		return 0;
+	return (uint64_t)blocks + ((uint64_t)blocks + g - 1) / g * p <= UINT32_MAX;
+}
+
+/* Which counter an announcement-typed mutant must land in. live: the
+ * genuine session already exists. */
+static size_t expect_announce(const struct fixture *f, const uint8_t *b, size_t len, int live)
+{
+	if (!model_announce_fields(b, len))
+		return IDX(announce_bad);
+	if (live && get_le64(b + 8) == f->session_id)
+		return IDX(announce_bad_signature); /* not byte-identical to the genuine one */
+	if (memcmp(b + 40, f->cfg.my_id, PROTO_KEYID_LEN) != 0)
+		return IDX(announce_not_for_us);
+	if (memcmp(b + 32, f->trusted.id, PROTO_KEYID_LEN) != 0)
+		return IDX(announce_untrusted);
+	return IDX(announce_bad_signature);
+}
+
+static int model_replayed(const struct fixture *f, uint64_t c)
+{
+	if (c > f->top)
+		return 0;
+	if (f->top - c >= WINDOW)
+		return 1;
+	for (unsigned i = 0; i < f->nseen; i++)
+		if (f->seen[i] == c)
+			return 1;
+	return 0;
+}
+
+static size_t expect(const struct fixture *f, const uint8_t *b, size_t len, int live)
+{
+	int t = model_header(b, len);
+
+	if (t < 0)
+		return IDX(bad_header);
+	if (t == FRAME_ANNOUNCE)
+		return expect_announce(f, b, len, live);
+	if (get_le64(b + 8) != f->session_id)
+		return IDX(unknown_session);
+	if (len != (t == FRAME_MANIFEST || t == FRAME_DATA ? S + 56u : 80u))
+		return IDX(bad_length);
+	if (model_replayed(f, get_le64(b + 16)))
+		return IDX(replayed);
+	return IDX(bad_tag);
+}
+
+/* ---- feeding the receiver -------------------------------------------- */
+
+static void snapshot(const struct receiver *r, uint64_t out[NSTATS])
+{
+	memcpy(out, &r->stats, sizeof(r->stats));
+}
+
+/* Feed one datagram (a copy: the receiver decrypts in place) and check
+ * that datagrams and exactly the counter `want` went up by one. */
+static void feed_expect(struct fixture *f, const uint8_t *b, size_t len, size_t want,
+                        const char *what, const char *how, size_t pos)
+{
+	static uint8_t copy[PROTO_MAX_DATAGRAM + 4096];
+	uint64_t before[NSTATS], after[NSTATS];
+
+	assert_true(len <= sizeof(copy));
+	memcpy(copy, b, len);
+	snapshot(&f->r, before);
+	rcv_handle(&f->r, copy, len, NOW);
+	snapshot(&f->r, after);
+	for (size_t i = 0; i < NSTATS; i++) {
+		uint64_t d = after[i] - before[i];
+		uint64_t w = i == IDX(datagrams) || i == want;
+		if (d != w)
+			fail_msg("%s, %s at %zu (len %zu): counter %s changed by %" PRIu64
+			         ", expected the datagram counted under %s only",
+			         what, how, pos, len, stat_name(i), d, stat_name(want));
+	}
+}
+
+/* ---- building the object ---------------------------------------------- */
+
+static struct frame *add_frame(struct fixture *f, const char *what)
+{
+	assert_true(f->nframes < MAXFRAMES);
+	struct frame *fr = &f->frames[f->nframes++];
+	fr->what = what;
+	return fr;
+}
+
+static void build_manifest(struct fixture *f, uint8_t **out, size_t *len,
+                           uint8_t oid[static PROTO_HASH_LEN])
+{
+	uint32_t nb = (OBJ_SIZE + KMAX * S - 1) / (KMAX * S);
+	uint8_t hashes[8 * PROTO_HASH_LEN];
+	struct manifest m = {.kind = MANIFEST_KIND_FILE,
+	                     .sequence = 7,
+	                     .created_ns = 1,
+	                     .object_size = OBJ_SIZE,
+	                     .chunk_size = KMAX * S,
+	                     .symbol_size = S,
+	                     .k = KMAX,
+	                     .block_count = nb,
+	                     .name = (const uint8_t *)NAME,
+	                     .name_len = sizeof(NAME) - 1,
+	                     .block_hashes = hashes};
+
+	key_id(m.sender_id, f->sign_pk);
+	for (uint32_t b = 0; b < nb; b++) {
+		size_t off = (size_t)b * KMAX * S;
+		size_t n = OBJ_SIZE - off < KMAX * S ? OBJ_SIZE - off : KMAX * S;
+		crypto_generichash(hashes + b * PROTO_HASH_LEN, PROTO_HASH_LEN, f->content + off, n,
+		                   NULL, 0);
+	}
+	crypto_generichash(m.content_hash, PROTO_HASH_LEN, f->content, OBJ_SIZE, NULL, 0);
+	object_id_compute(&m, m.object_id);
+	memcpy(oid, m.object_id, PROTO_HASH_LEN);
+	*len = proto_manifest_len(m.name_len, 0, nb);
+	*out = malloc(*len);
+	assert_non_null(*out);
+	assert_int_equal(proto_manifest_encode(*out, *len, &m), *len);
+	crypto_sign_detached(*out + *len - 64, NULL, *out, *len - 64, f->sign_sk);
+}
+
+static void build_announce(struct fixture *f, enum aead_alg alg, const uint8_t *manifest,
+                           size_t mlen, const uint8_t oid[static PROTO_HASH_LEN],
+                           const uint8_t key[static SESSION_KEY_LEN], uint8_t parity)
+{
+	struct announce an = {
+	    .hdr = {.version = PROTO_VERSION, .type = FRAME_ANNOUNCE, .session_id = f->session_id},
+	    .aead = (uint8_t)alg,
+	    .k = KMAX,
+	    .symbol_size = S,
+	    .chunk_size = KMAX * S,
+	    .object_size = OBJ_SIZE,
+	    .block_count = (OBJ_SIZE + KMAX * S - 1) / (KMAX * S),
+	    .manifest_len = (uint32_t)mlen,
+	    .created_ns = 2,
+	    .group = 32,
+	    .parity = parity};
+
+	key_id(an.sender_id, f->sign_pk);
+	memcpy(an.receiver_id, f->cfg.my_id, PROTO_KEYID_LEN);
+	memcpy(an.object_id, oid, PROTO_HASH_LEN);
+	crypto_generichash(an.manifest_hash, PROTO_HASH_LEN, manifest, mlen, NULL, 0);
+	assert_int_equal(crypto_box_seal(an.sealed_key, key, SESSION_KEY_LEN, f->cfg.box_pk), 0);
+	proto_encode_announce(f->announce.buf, &an);
+	crypto_sign_detached(f->announce.buf + PROTO_ANNOUNCE_SIGNED_LEN, NULL, f->announce.buf,
+	                     PROTO_ANNOUNCE_SIGNED_LEN, f->sign_sk);
+	f->announce.len = PROTO_ANNOUNCE_LEN;
+	f->announce.what = "ANNOUNCE";
+}
+
+/* Encode one block's frames into the frame list; returns how many. */
+static unsigned encode_block(struct fixture *f, struct encoder *e, enum frame_type type,
+                             uint32_t block, const uint8_t *raw, size_t len, uint8_t *row,
+                             const char *what)
+{
+	uint8_t *out[PROTO_MAX_SYMBOLS];
+	unsigned first = f->nframes;
+	int n;
+
+	for (unsigned i = 0; i < enc_max_frames(e); i++)
+		out[i] = add_frame(f, what)->buf;
+	f->nframes = first;
+	n = enc_block(e, type, block, raw, len, 1, 0, 1, row, out);
+	assert_true(n > 0);
+	for (int i = 0; i < n; i++) {
+		struct frame *fr = &f->frames[f->nframes++];
+		fr->what = what;
+		fr->len = proto_frame_len(type, S);
+		fr->counter = get_le64(fr->buf + 16);
+	}
+	return (unsigned)n;
+}
+
+static void build_object(struct fixture *f, enum aead_alg alg)
+{
+	uint8_t key[SESSION_KEY_LEN], oid[PROTO_HASH_LEN];
+	uint8_t rows[3][KMAX * S], par[2][KMAX * S], scratch[KMAX * S];
+	uint8_t *manifest;
+	size_t mlen;
+	struct encoder e;
+
+	randombytes_buf(f->content, sizeof(f->content));
+	randombytes_buf(key, sizeof(key));
+	randombytes_buf(&f->session_id, sizeof(f->session_id));
+	build_manifest(f, &manifest, &mlen, oid);
+	assert_int_equal(enc_init(&e, S, KMAX, 10.0, 32, 0), 0);
+	assert_int_equal(e.parity, 2);
+	e.session_id = f->session_id;
+	e.aead = aead_new(alg, key);
+	assert_non_null(e.aead);
+	build_announce(f, alg, manifest, mlen, oid, key, e.parity);
+	sodium_memzero(key, sizeof(key));
+
+	assert_true(mlen <= KMAX * S);
+	encode_block(f, &e, FRAME_MANIFEST, 0, manifest, mlen, scratch, "MANIFEST symbol");
+	for (uint32_t b = 0; b < 3; b++) {
+		size_t off = (size_t)b * KMAX * S;
+		size_t n = OBJ_SIZE - off < KMAX * S ? OBJ_SIZE - off : KMAX * S;
+		encode_block(f, &e, FRAME_DATA, b, f->content + off, n, rows[b], "DATA symbol");
+	}
+	uint8_t *r3[3] = {rows[0], rows[1], rows[2]}, *p2[2] = {par[0], par[1]};
+	assert_int_equal(enc_outer(&e, r3, 3, KMAX, p2), 0);
+	for (uint32_t j = 0; j < 2; j++)
+		encode_block(f, &e, FRAME_DATA, 3 + j, par[j], KMAX * S, scratch,
+		             "DATA outer-parity symbol");
+	struct frame *hb = add_frame(f, "HEARTBEAT"), *end;
+	assert_int_equal(enc_status(&e, FRAME_HEARTBEAT, 1, 1, hb->buf), 0);
+	hb->len = PROTO_STATUS_FRAME_LEN;
+	hb->counter = get_le64(hb->buf + 16);
+	end = add_frame(f, "END");
+	assert_int_equal(enc_status(&e, FRAME_END, 1, 1, end->buf), 0);
+	end->len = PROTO_STATUS_FRAME_LEN;
+	end->counter = get_le64(end->buf + 16);
+	aead_free(e.aead);
+	enc_free(&e);
+	free(manifest);
+}
+
+/* ---- fixture ------------------------------------------------------------ */
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(p);
+}
+
+static struct fixture *fixture_new(enum aead_alg alg)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char inbox[128], state[128], receipts[160], err[512];
+
+	assert_non_null(f);
+	f->frames = calloc(MAXFRAMES, sizeof(*f->frames));
+	assert_non_null(f->frames);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/sluice-mutation.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(inbox, sizeof(inbox), "%s/inbox", f->dir);
+	snprintf(state, sizeof(state), "%s/state", f->dir);
+	snprintf(receipts, sizeof(receipts), "%s/receipts.jsonl", state);
+	assert_int_equal(mkdir(inbox, 0700), 0);
+	if (staging_open(&f->st, inbox, state, err, sizeof(err)) < 0)
+		fail_msg("staging_open: %s", err);
+	if (receipt_open(&f->log, receipts, err, sizeof(err)) < 0)
+		fail_msg("receipt_open: %s", err);
+	assert_int_equal(ledger_open(&f->ledger, f->st.state_fd), 0);
+
+	f->cfg.box_sk = sodium_malloc(32);
+	assert_non_null(f->cfg.box_sk);
+	crypto_box_keypair(f->cfg.box_pk, f->cfg.box_sk);
+	key_id(f->cfg.my_id, f->cfg.box_pk);
+	crypto_sign_keypair(f->sign_pk, f->sign_sk);
+	memcpy(f->trusted.pk, f->sign_pk, 32);
+	key_id(f->trusted.id, f->sign_pk);
+	f->cfg.trusted = &f->trusted;
+	f->cfg.ntrusted = 1;
+	f->cfg.max_sessions = 4;
+	f->cfg.session_timeout_ns = 60ull * 1000000000u;
+	f->cfg.end_grace_ns = 1000000000u;
+	f->cfg.max_object_size = 1ull << 30;
+	f->cfg.memory_budget = 16u << 20;
+	assert_int_equal(rcv_init(&f->r, &f->cfg, &f->st, f->log, &f->ledger), 0);
+	f->have_r = 1;
+	build_object(f, alg);
+	return f;
+}
+
+static void fixture_free(struct fixture *f)
+{
+	if (f->have_r)
+		rcv_free(&f->r);
+	receipt_close(f->log);
+	ledger_close(&f->ledger);
+	staging_close(&f->st);
+	sodium_free(f->cfg.box_sk);
+	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(f->frames);
+	free(f);
+}
+
+/* ---- mutation engine ---------------------------------------------------- */
+
+/* Every single mutation of fr; each mutant goes to the receiver and must
+ * land in the counter the model predicts. */
+static void mutate_all(struct fixture *f, const struct frame *fr, int live)
+{
+	static uint8_t m[PROTO_MAX_DATAGRAM + 4096];
+	static const size_t ext[] = {1, 2, 3, 8, 15, 16, 17, 64, 1000};
+	const size_t len = fr->len;
+
+	for (size_t pos = 0; pos < len; pos++) {
+		for (unsigned bitn = 0; bitn < 8; bitn++) {
+			memcpy(m, fr->buf, len);
+			m[pos] ^= (uint8_t)(1u << bitn);
+			feed_expect(f, m, len, expect(f, m, len, live), fr->what, "bit flip", pos);
+			f->mutants++;
+		}
+		for (unsigned v = 0; v < 2; v++) {
+			uint8_t val = v ? 0xff : 0x00;
+			if (fr->buf[pos] == val) {
+				f->noops++; /* the same datagram: not a mutation */
+				continue;
+			}
+			memcpy(m, fr->buf, len);
+			m[pos] = val;
+			feed_expect(f, m, len, expect(f, m, len, live), fr->what,
+			            v ? "byte := 0xff" : "byte := 0x00", pos);
+			f->mutants++;
+		}
+	}
+	for (size_t cut = 0; cut < len; cut++) {
+		feed_expect(f, fr->buf, cut, expect(f, fr->buf, cut, live), fr->what,
+		            "truncated to", cut);
+		f->mutants++;
+	}
+	for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
+		for (unsigned v = 0; v < 2; v++) {
+			memcpy(m, fr->buf, len);
+			if (v)
+				randombytes_buf(m + len, ext[i]);
+			else
+				memset(m + len, 0, ext[i]);
+			feed_expect(f, m, len + ext[i], expect(f, m, len + ext[i], live), fr->what,
+			            v ? "random bytes appended" : "zero bytes appended", ext[i]);
+			f->mutants++;
+		}
+	}
+	/* the largest datagram UDP can carry */
+	memcpy(m, fr->buf, len);
+	memset(m + len, 0xa5, PROTO_MAX_DATAGRAM - len);
+	feed_expect(f, m, PROTO_MAX_DATAGRAM, expect(f, m, PROTO_MAX_DATAGRAM, live), fr->what,
+	            "extended to", PROTO_MAX_DATAGRAM);
+	f->mutants++;
+}
+
+/* Feed a genuine AEAD frame: it must be accepted, and a second copy must
+ * then be refused as a replay. */
+static void feed_genuine(struct fixture *f, struct frame *fr)
+{
+	feed_expect(f, fr->buf, fr->len, IDX(accepted), fr->what, "original", 0);
+	fr->fed = 1;
+	f->seen[f->nseen++] = fr->counter;
+	if (fr->counter > f->top)
+		f->top = fr->counter;
+	feed_expect(f, fr->buf, fr->len, IDX(replayed), fr->what, "original, again", 0);
+}
+
+static struct frame *find_frame(struct fixture *f, int type, uint32_t block, unsigned sym)
+{
+	for (unsigned i = 0; i < f->nframes; i++) {
+		const uint8_t *b = f->frames[i].buf;
+		if (b[5] == type && get_le32(b + 24) == block && get_le16(b + 28) == sym)
+			return &f->frames[i];
+	}
+	fail_msg("no frame of type %d block %u symbol %u", type, block, sym);
+	return NULL;
+}
+
+static void run(enum aead_alg alg)
+{
+	struct fixture *f = fixture_new(alg);
+	char path[160];
+	uint8_t got[OBJ_SIZE + 1];
+	int fd;
+
+	/* 1. Announcement mutants before the session exists: none may
+	 * create one, each is counted where the rejection order says. */
+	mutate_all(f, &f->announce, 0);
+	assert_int_equal(f->r.nsessions, 0);
+	assert_int_equal(f->r.stats.accepted, 0);
+	feed_expect(f, f->announce.buf, f->announce.len, IDX(accepted), "ANNOUNCE", "original", 0);
+	assert_int_equal(f->r.nsessions, 1);
+
+	/* 2. The same with the session live: none may replace or disturb it. */
+	mutate_all(f, &f->announce, 1);
+	assert_int_equal(f->r.nsessions, 1);
+	feed_expect(f, f->announce.buf, f->announce.len, IDX(announce_repeat), "ANNOUNCE",
+	            "original repeated", 0);
+
+	/* 3. Every AEAD frame type: mutants first (the window must not move
+	 * for any of them), then the original is accepted exactly once. */
+	struct frame *targets[] = {
+	    find_frame(f, FRAME_MANIFEST, 0, 0), find_frame(f, FRAME_DATA, 0, 0),
+	    find_frame(f, FRAME_DATA, 1, KMAX), /* an inner repair symbol */
+	    find_frame(f, FRAME_DATA, 3, 1),    /* outer parity row */
+	    &f->frames[f->nframes - 2],         /* HEARTBEAT */
+	    &f->frames[f->nframes - 1],         /* END */
+	};
+	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+		mutate_all(f, targets[i], 1);
+		feed_genuine(f, targets[i]);
+	}
+	/* A mutant of an already accepted frame: the replay window now
+	 * refuses anything with its counter, before the AEAD is tried. */
+	mutate_all(f, targets[1], 1);
+
+	/* 4. The rest of the object: it must still publish, identical. */
+	for (unsigned i = 0; i < f->nframes; i++)
+		if (!f->frames[i].fed)
+			feed_genuine(f, &f->frames[i]);
+	rcv_tick(&f->r, NOW + 1);
+	assert_int_equal(f->r.stats.published, 1);
+	assert_int_equal(f->r.stats.failed, 0);
+	snprintf(path, sizeof(path), "%s/inbox/%s", f->dir, NAME);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, got, sizeof(got)), OBJ_SIZE);
+	close(fd);
+	assert_memory_equal(got, f->content, OBJ_SIZE);
+	print_message("%s: %lu mutants rejected as predicted, %lu no-op replacements skipped\n",
+	              aead_name(alg), f->mutants, f->noops);
+	fixture_free(f);
+}
+
+static void test_mutants_xchacha(void **state)
+{
+	(void)state;
+	run(AEAD_XCHACHA20POLY1305);
+}
+
+static void test_mutants_aesgcm(void **state)
+{
+	(void)state;
+	if (!crypto_aead_aes256gcm_is_available())
+		skip();
+	run(AEAD_AES256GCM);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_mutants_xchacha),
+	    cmocka_unit_test(test_mutants_aesgcm),
+	};
+
+	if (crypto_setup() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
