@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "bundle.h"
+#include "common/crashpoint.h"
 #include "common/util.h"
 #include "proto/bytes.h"
 
@@ -285,6 +286,8 @@ int bundle_publish(struct staging *st, int fd, const char *part, const char *nam
 	 * before the tree becomes visible. */
 	if (rc == 0 && (syncfs(b.root) < 0 || fchmod(b.root, b.exec_mode) < 0 || fsync(b.root) < 0))
 		rc = -errno;
+	if (rc == 0)
+		crashpoint("bundle-built");
 	if (rc == 0 &&
 	    syscall(SYS_renameat2, st->dir_fd, tree, st->inbox_fd, name, RENAME_NOREPLACE) < 0) {
 		rc = -errno;

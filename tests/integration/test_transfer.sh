@@ -10,94 +10,9 @@
 # the large transfer (default 256).
 set -euo pipefail
 
-B=$(cd "${1:-${BUILD_DIR:-build}}" && pwd)
 SIZE_MB=${SLUICE_TEST_SIZE_MB:-256}
-T=$(mktemp -d /tmp/sluice-test.XXXXXX)
-PIDS=()
-passed=0
-failed=0
-
-cleanup() {
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-for bin in sluice-send sluice-recv sluice-keygen sluice-impair; do
-	[ -x "$B/$bin" ] || { echo "missing $B/$bin: build first"; exit 1; }
-done
-
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
-check() { # check DESCRIPTION COMMAND...
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
-
-PORT=$((20000 + RANDOM % 20000))
-next_ports() { # sets RP (receiver) and PP (proxy) to fresh ports
-	RP=$((PORT + 1))
-	PP=$((PORT + 2))
-	PORT=$((PORT + 2))
-}
-
-mkdir -p "$T/keys"
-"$B/sluice-keygen" sender "$T/keys/sender" >/dev/null
-"$B/sluice-keygen" receiver "$T/keys/receiver" >/dev/null
-"$B/sluice-keygen" sender "$T/keys/intruder" >/dev/null
-export SLUICE_STATE_DIR="$T/sender-state"
-
-# start_recv NAME PORT [extra args]: a receiver with its own inbox; sets RPID
-start_recv() {
-	local name=$1 port=$2
-	shift 2
-	mkdir -p "$T/$name/inbox"
-	"$B/sluice-recv" --listen "127.0.0.1:$port" --inbox "$T/$name/inbox" \
-		--key "$T/keys/receiver/receiver.key" --trust "$T/keys/sender/sender.pub" \
-		--stats "$T/$name/stats" --end-grace 1 --session-timeout 30 -q "$@" \
-		2>"$T/$name/recv.log" &
-	RPID=$!
-	PIDS+=("$RPID")
-	sleep 0.3
-}
-
-# start_proxy LISTEN_PORT TO_PORT [impairments]: sets XPID
-start_proxy() {
-	local lp=$1 tp=$2
-	shift 2
-	"$B/sluice-impair" --listen "127.0.0.1:$lp" --to "127.0.0.1:$tp" --quiet "$@" &
-	XPID=$!
-	PIDS+=("$XPID")
-	sleep 0.2
-}
-
-send() { # send PORT FILE [extra args]
-	local port=$1 file=$2
-	shift 2
-	timeout 300 "$B/sluice-send" --to "127.0.0.1:$port" --key "$T/keys/sender/sender.key" \
-		--recipient "$T/keys/receiver/receiver.pub" -q "$@" "$file"
-}
-
-wait_exit() { # wait_exit PID SECONDS -> exit status of PID (124 on timeout)
-	local pid=$1 limit=$2 i=0
-	while kill -0 "$pid" 2>/dev/null; do
-		i=$((i + 1))
-		if [ "$i" -gt $((limit * 10)) ]; then
-			kill -9 "$pid" 2>/dev/null || true
-			wait "$pid" 2>/dev/null || true
-			return 124
-		fi
-		sleep 0.1
-	done
-	local rc=0
-	wait "$pid" 2>/dev/null || rc=$?
-	return "$rc"
-}
-
-stat_of() { grep "^$2=" "$T/$1/stats" | cut -d= -f2; }
-receipts() { cat "$T/$1/inbox/.sluice/receipts.jsonl"; }
-inbox_files() { find "$T/$1/inbox" -mindepth 1 -not -path '*/.sluice*' | wc -l; }
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh" "$@"
 
 # --- 1. large random file, 5% random loss, 10% FEC: published, identical ---
 head -c $((SIZE_MB << 20)) /dev/urandom >"$T/big.bin"
@@ -225,29 +140,21 @@ head -c $((2 << 20)) /dev/urandom >"$T/small.bin"
 head -c $((2 << 20)) /dev/urandom >"$T/other.bin"
 next_ports
 start_recv history "$RP"
-receipt_count() { grep -c "\"event\":\"$1\"" "$T/history/inbox/.sluice/receipts.jsonl" || true; }
-wait_receipt() { # wait_receipt EVENT COUNT
-	for _ in $(seq 100); do
-		[ "$(receipt_count "$1")" -ge "$2" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
 send "$RP" "$T/small.bin" --rate 200m
-check "first send published" wait_receipt published 1
+check "first send published" wait_receipt history published 1
 send "$RP" "$T/small.bin" --rate 200m
-check "the same content sent again is logged as a duplicate" wait_receipt duplicate 1
+check "the same content sent again is logged as a duplicate" wait_receipt history duplicate 1
 check "and not published twice" test "$(inbox_files history)" -eq 1
 send "$RP" "$T/other.bin" --rate 200m --sequence 5
-check "a manifest with an old sequence is rejected as a replay" wait_receipt replay 1
+check "a manifest with an old sequence is rejected as a replay" wait_receipt history replay 1
 check "the replayed object is not published" test ! -e "$T/history/inbox/other.bin"
 kill -TERM "$RPID"
 wait_exit "$RPID" 10 || true
 start_recv history "$RP"
 send "$RP" "$T/other.bin" --rate 200m --sequence 6
-check "the sequence floor survives a restart" wait_receipt replay 2
+check "the sequence floor survives a restart" wait_receipt history replay 2
 send "$RP" "$T/other.bin" --rate 200m
-check "a fresh sequence from the same sender is accepted" wait_receipt published 2
+check "a fresh sequence from the same sender is accepted" wait_receipt history published 2
 kill -TERM "$RPID"
 wait_exit "$RPID" 10 || true
 
@@ -275,5 +182,4 @@ if [ "${SLUICE_TEST_LARGE:-$([ "$SIZE_MB" -ge 256 ] && echo 1 || echo 0)}" = 1 ]
 	rm -f "$big" "$T/large/inbox/large.img"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Directory bundles end to end: a tree with nested and empty directories,
+# empty, executable and setuid files and awkward names goes through the
+# impairment proxy and is published as one directory, identical, with the
+# receiver's modes; a resend is a duplicate; a different tree under the same
+# name is a conflict; symlinks and special files are refused by the sender;
+# a crash while the tree is being built leaves nothing in the inbox.
+#
+# Usage: test_bundle.sh BUILD_DIR
+set -euo pipefail
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh" "$@"
+
+src=$T/src/feed
+mkdir -p "$src/empty-dir" "$src/a/b/c" "$src/spaces and é"
+head -c $((12 << 20)) /dev/urandom >"$src/a/random.bin"
+seq 1 200000 >"$src/a/b/c/numbers.txt"
+: >"$src/a/empty-file"
+printf '#!/bin/sh\necho hi\n' >"$src/a/b/run.sh"
+chmod 755 "$src/a/b/run.sh"
+printf 'not really setuid\n' >"$src/a/suid"
+chmod 4755 "$src/a/suid"
+for i in $(seq 1 150); do echo "small file $i" >"$src/spaces and é/f$i.txt"; done
+cp -a "$src" "$T/original"
+
+# --- 1. published whole, identical, with the receiver's modes ---
+next_ports
+start_recv bundle "$RP"
+start_proxy "$PP" "$RP" --drop 5 --seed 3
+set +e
+out=$(send "$PP" "$src" --rate 400m --fec 15% 2>&1)
+src_rc=$?
+set -e
+check "sender sends a directory (exit 0)" test "$src_rc" -eq 0
+check "the bundle is published" wait_receipt bundle published 1
+pub=$T/bundle/inbox/feed
+check "the published tree is identical to the source" diff -r "$T/original" "$pub"
+check "empty directories arrive" test -d "$pub/empty-dir"
+check "no setuid or setgid bit survives" test -z "$(find "$pub" -perm /6000)"
+check "executables get 0755" test "$(stat -c %a "$pub/a/b/run.sh")" = 755
+check "files get the receiver's 0644" test "$(stat -c %a "$pub/a/b/c/numbers.txt")" = 644
+check "directories get 0755" test "$(stat -c %a "$pub/a/b")" = 755
+check "the receipt says bundle with its entry count" \
+	grep -q "\"event\":\"published\".*\"name\":\"feed\".*\"kind\":\"bundle\",\"entries\":$(find "$src" -mindepth 1 | wc -l)" \
+	"$T/bundle/inbox/.sluice/receipts.jsonl"
+check "losses were repaired on the way" \
+	grep -q '"event":"published".*"frames_lost":[1-9]' "$T/bundle/inbox/.sluice/receipts.jsonl"
+check "staging is empty after publication" \
+	test -z "$(ls -A "$T/bundle/inbox/.sluice/staging")"
+
+# --- 2. the same tree again: a duplicate; 3. another tree, same name: conflict ---
+send "$RP" "$src" --rate 400m
+check "the same bundle sent again is logged as a duplicate" wait_receipt bundle duplicate 1
+echo "changed" >"$src/a/b/c/numbers.txt"
+send "$RP" "$src" --rate 400m
+check "a different bundle under a taken name is a conflict" wait_receipt bundle conflict 1
+check "the published bundle is untouched" diff -r "$T/original" "$pub"
+
+# --- 4. what a bundle cannot carry: refused at the sender ---
+ln -s /etc/passwd "$src/a/link"
+set +e
+msg=$(send "$RP" "$src" --rate 400m 2>&1)
+rc=$?
+set -e
+check "a symlink in the tree is refused (exit 1)" test "$rc" -eq 1
+check "the message names it" grep -q "a/link is a symbolic link" <<<"$msg"
+rm "$src/a/link"
+mkfifo "$src/a/fifo"
+set +e
+msg=$(send "$RP" "$src" --rate 400m 2>&1)
+rc=$?
+set -e
+check "a FIFO in the tree is refused (exit 1)" test "$rc" -eq 1
+check "the message calls it a special file" grep -q "a/fifo is a special file" <<<"$msg"
+rm "$src/a/fifo"
+kill -TERM "$RPID"
+wait_exit "$RPID" 10 || true
+
+# --- 5. a crash while the tree is being built leaves nothing in the inbox ---
+next_ports
+mkdir -p "$T/crash/inbox"
+SLUICE_CRASH_AT=bundle-built "$B/sluice-recv" --listen "127.0.0.1:$RP" \
+	--inbox "$T/crash/inbox" --key "$T/keys/receiver/receiver.key" \
+	--trust "$T/keys/sender/sender.pub" --end-grace 1 -q 2>/dev/null &
+RPID=$!
+PIDS+=("$RPID")
+sleep 0.3
+send "$RP" "$src" --rate 400m
+set +e
+wait_exit "$RPID" 20
+rc=$?
+set -e
+check "the receiver died at the crash point (SIGKILL)" test "$rc" -eq 137
+check "nothing is in the inbox after the crash" test "$(inbox_files crash)" -eq 0
+check "the half-built tree is in staging" \
+	test -n "$(find "$T/crash/inbox/.sluice/staging" -maxdepth 1 -name '*.tree')"
+start_recv crash "$RP"
+kill -TERM "$RPID"
+wait_exit "$RPID" 10 || true
+check "a restart removes the tree and the stream" \
+	test -z "$(ls -A "$T/crash/inbox/.sluice/staging")"
+check "and records what it removed" \
+	grep -q '"event":"start".*"stale_staging_removed":2' "$T/crash/inbox/.sluice/receipts.jsonl"
+
+finish
