@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Crash recovery: the receiver is killed with SIGKILL at each of its crash
+# points (common/crashpoint.h, armed by SLUICE_CRASH_AT) in the middle of a
+# real transfer, then restarted normally.
+#
+#   sluice-send ──UDP 127.0.0.1──► sluice-recv (SLUICE_CRASH_AT=POINT) ✝ SIGKILL
+#                                  sluice-recv (restart) → cleans staging
+#
+#   staging-created        staging file just fallocated, nothing written yet
+#   before-publish-rename  file complete, verified and fsynced; not yet renamed
+#   after-publish-rename   renamed into the inbox; no fsync of the inbox, no
+#                          receipt yet
+#
+# The promises checked: the process really died of SIGKILL at that point; the
+# inbox never holds a partial file; a restart removes stale staging files and
+# says so in its start receipt; a crash after the rename leaves the complete,
+# byte-identical file; and the receiver then serves new transfers.
+#
+# Usage: test_crash.sh BUILD_DIR
+set -euo pipefail
+
+B=$(cd "${1:-${BUILD_DIR:-build}}" && pwd)
+T=$(mktemp -d /tmp/sluice-crash.XXXXXX)
+PIDS=()
+passed=0
+failed=0
+cleanup() {
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+ok() { passed=$((passed + 1)); echo "ok - $*"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
+check() {
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+for bin in sluice-send sluice-recv sluice-keygen; do
+	[ -x "$B/$bin" ] || { echo "missing $B/$bin: build first"; exit 1; }
+done
+
+mkdir -p "$T/keys"
+"$B/sluice-keygen" sender "$T/keys/sender" >/dev/null
+"$B/sluice-keygen" receiver "$T/keys/receiver" >/dev/null
+export SLUICE_STATE_DIR="$T/sender-state"
+PORT=$((20000 + RANDOM % 30000))
+
+# start_recv DIR [args]: a receiver on $PORT with inbox DIR/inbox; sets RPID.
+start_recv() {
+	local d=$1
+	shift
+	mkdir -p "$d/inbox"
+	"$B/sluice-recv" --listen "127.0.0.1:$PORT" --inbox "$d/inbox" \
+		--key "$T/keys/receiver/receiver.key" --trust "$T/keys/sender/sender.pub" \
+		--end-grace 0.5 --session-timeout 30 -q "$@" 2>>"$d/recv.log" &
+	RPID=$!
+	PIDS+=("$RPID")
+	sleep 0.3
+}
+send() { # send FILE [args]
+	local f=$1
+	shift
+	timeout 60 "$B/sluice-send" --to "127.0.0.1:$PORT" --key "$T/keys/sender/sender.key" \
+		--recipient "$T/keys/receiver/receiver.pub" -q "$@" "$f"
+}
+# wait_rc PID SECONDS: the exit status of PID (124 if still alive after SECONDS)
+wait_rc() {
+	local pid=$1 limit=$2 i=0 rc=0
+	while kill -0 "$pid" 2>/dev/null; do
+		i=$((i + 1))
+		if [ "$i" -gt $((limit * 10)) ]; then
+			kill -9 "$pid" 2>/dev/null || true
+			wait "$pid" 2>/dev/null || true
+			return 124
+		fi
+		sleep 0.1
+	done
+	wait "$pid" 2>/dev/null || rc=$?
+	return "$rc"
+}
+inbox_files() { find "$1/inbox" -mindepth 1 -maxdepth 1 -not -name .sluice | wc -l; }
+parts() { find "$1/inbox/.sluice/staging" -name '*.part' 2>/dev/null | wc -l; }
+
+head -c $((6 << 20)) /dev/urandom >"$T/data.bin"
+head -c $((1 << 20)) /dev/urandom >"$T/small.bin"
+
+for point in staging-created before-publish-rename after-publish-rename; do
+	D=$T/$point
+	PORT=$((PORT + 1))
+	SLUICE_CRASH_AT=$point start_recv "$D"
+	set +e
+	send "$T/data.bin" --rate 300m --fec 10% &
+	spid=$!
+	wait_rc "$RPID" 30
+	rrc=$?
+	wait "$spid" 2>/dev/null
+	set -e
+	check "$point: receiver died of SIGKILL (exit status $rrc, want 137)" test "$rrc" -eq 137
+	check "$point: the crash point fired" grep -q 'crashpoint: SLUICE_CRASH_AT matched' "$D/recv.log"
+	stale=$(parts "$D")
+	if [ "$point" = after-publish-rename ]; then
+		check "$point: the renamed file is in the inbox, complete and identical" \
+			cmp -s "$T/data.bin" "$D/inbox/data.bin"
+		check "$point: nothing else in the inbox" test "$(inbox_files "$D")" -eq 1
+		check "$point: no staging file left behind" test "$stale" -eq 0
+		want_removed=0
+	else
+		check "$point: no file in the inbox after the crash" test "$(inbox_files "$D")" -eq 0
+		check "$point: the crash left a staging file ($stale)" test "$stale" -eq 1
+		want_removed=1
+	fi
+
+	# Restart normally: stale staging removed and recorded.
+	start_recv "$D"
+	check "$point: restart empties staging" test "$(parts "$D")" -eq 0
+	check "$point: start receipt records stale_staging_removed=$want_removed" \
+		grep -q "\"event\":\"start\",\"stale_staging_removed\":$want_removed" \
+		"$D/inbox/.sluice/receipts.jsonl"
+	# The restarted receiver serves a new transfer.
+	set +e
+	send "$T/small.bin" --rate 200m
+	set -e
+	for _ in $(seq 50); do [ -e "$D/inbox/small.bin" ] && break; sleep 0.1; done
+	check "$point: a transfer after the restart publishes, identical" \
+		cmp -s "$T/small.bin" "$D/inbox/small.bin"
+	if [ "$point" = after-publish-rename ]; then
+		# Known gap (OPERATIONS.md "Not yet"): the file renamed just
+		# before the crash has no "published" receipt, and nothing at
+		# start records it. Report, do not fail.
+		if ! grep -q '"event":"published".*"name":"data.bin"' \
+			"$D/inbox/.sluice/receipts.jsonl"; then
+			echo "# note: $point: data.bin is in the inbox without a published receipt" \
+				"(known gap: not detected at start)"
+		fi
+		# Sending it again must not overwrite the file that is there.
+		set +e
+		send "$T/data.bin" --rate 300m
+		set -e
+		for _ in $(seq 50); do
+			grep -q '"event":"conflict"' "$D/inbox/.sluice/receipts.jsonl" && break
+			sleep 0.1
+		done
+		check "$point: resending it is a conflict, not an overwrite" \
+			grep -q '"event":"conflict".*"name":"data.bin"' "$D/inbox/.sluice/receipts.jsonl"
+		check "$point: the file is still identical" cmp -s "$T/data.bin" "$D/inbox/data.bin"
+	fi
+	kill -TERM "$RPID"
+	set +e
+	wait_rc "$RPID" 10
+	trc=$?
+	set -e
+	check "$point: the restarted receiver stops cleanly on SIGTERM" test "$trc" -eq 0
+	check "$point: staging is empty at the end" test "$(parts "$D")" -eq 0
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
