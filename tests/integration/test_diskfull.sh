@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# A full disk on the high side. The receiver's inbox (and so its state,
+# staging and receipt log) lives on a 20 MiB tmpfs in a private mount
+# namespace:
+#
+#   sluice-send ──UDP 127.0.0.1──► sluice-recv ──► INBOX on tmpfs (size=20m)
+#                                                  └─ .sluice/{staging,receipts.jsonl}
+#
+# 1. an object bigger than the free space: refused up front, a "rejected"
+#    receipt with a reason about disk space, nothing in the inbox, staging
+#    empty;
+# 2. an object that fits but would leave less than the receiver's 16 MiB
+#    reserve: refused the same way;
+# 3. a small object afterwards still publishes, identical;
+# 4. the disk filled up by someone else while a transfer is under way: the
+#    space reserved (fallocate) at the start carries the transfer through.
+# 5. pwrite failing with ENOSPC or EIO while a block is stored (injected by
+#    an LD_PRELOAD shim built with $CC): a "failed" receipt with the reason,
+#    nothing published, the staging file discarded.
+#
+# Needs root (mount) and unshare(1); otherwise skipped (exit 77).
+# Usage: test_diskfull.sh BUILD_DIR
+set -euo pipefail
+
+B=$(cd "${1:-${BUILD_DIR:-build}}" && pwd)
+skip() {
+	echo "test_diskfull: SKIP: $*"
+	exit 77
+}
+# Re-run in a private mount namespace so the tmpfs is nobody else's business
+# and disappears with us.
+if [ -z "${SLUICE_DISKFULL_NS:-}" ]; then
+	[ "$(id -u)" -eq 0 ] || skip "needs root to mount a tmpfs (unshare -m + mount)"
+	command -v unshare >/dev/null || skip "unshare(1) is not installed"
+	unshare -m --propagation private true 2>/dev/null ||
+		skip "unshare -m is not permitted here (container without CAP_SYS_ADMIN?)"
+	SLUICE_DISKFULL_NS=1 exec unshare -m --propagation private bash "$0" "$B"
+fi
+
+T=$(mktemp -d /tmp/sluice-diskfull.XXXXXX)
+PIDS=()
+passed=0
+failed=0
+cleanup() {
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	umount "$T/fs" 2>/dev/null || true
+	rm -rf "$T"
+}
+trap cleanup EXIT
+ok() { passed=$((passed + 1)); echo "ok - $*"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
+check() {
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+for bin in sluice-send sluice-recv sluice-keygen; do
+	[ -x "$B/$bin" ] || { echo "missing $B/$bin: build first"; exit 1; }
+done
+
+mkdir -p "$T/fs" "$T/keys"
+mount -t tmpfs -o size=20m,mode=0755 tmpfs "$T/fs" 2>/dev/null || skip "cannot mount a tmpfs"
+mkdir "$T/fs/inbox"
+I=$T/fs/inbox
+"$B/sluice-keygen" sender "$T/keys/sender" >/dev/null
+"$B/sluice-keygen" receiver "$T/keys/receiver" >/dev/null
+export SLUICE_STATE_DIR="$T/sender-state"
+PORT=$((20000 + RANDOM % 30000))
+R=$I/.sluice/receipts.jsonl
+
+"$B/sluice-recv" --listen "127.0.0.1:$PORT" --inbox "$I" \
+	--key "$T/keys/receiver/receiver.key" --trust "$T/keys/sender/sender.pub" \
+	--end-grace 0.5 --stats "$T/stats" -q 2>"$T/recv.log" &
+RPID=$!
+PIDS+=("$RPID")
+sleep 0.3
+
+send() { # send FILE [args]
+	local f=$1
+	shift
+	timeout 60 "$B/sluice-send" --to "127.0.0.1:$PORT" --key "$T/keys/sender/sender.key" \
+		--recipient "$T/keys/receiver/receiver.pub" -q "$@" "$f" || true
+}
+count() { grep -c "\"event\":\"$1\"" "$R" || true; }
+wait_count() { # wait_count EVENT N
+	for _ in $(seq 100); do
+		[ "$(count "$1")" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+inbox_files() { find "$I" -mindepth 1 -maxdepth 1 -not -name .sluice | wc -l; }
+staging_empty() { [ -z "$(ls -A "$I/.sluice/staging")" ]; }
+
+# --- 1. bigger than the filesystem ---
+head -c $((32 << 20)) /dev/urandom >"$T/huge.bin"
+send "$T/huge.bin" --rate 500m
+check "a 32 MiB object on a 20 MiB filesystem is refused with a receipt" wait_count rejected 1
+check "the receipt's reason is about disk space" \
+	grep -q '"event":"rejected".*"reason":"[^"]*disk space' "$R"
+check "the receipt names the object's size" grep -q "\"event\":\"rejected\".*\"size\":$((32 << 20))" "$R"
+check "nothing in the inbox" test "$(inbox_files)" -eq 0
+check "staging is empty" staging_empty
+
+# --- 2. fits, but not with the 16 MiB the receiver keeps free ---
+head -c $((8 << 20)) /dev/urandom >"$T/mid.bin"
+send "$T/mid.bin" --rate 500m
+check "an 8 MiB object that would eat the 16 MiB reserve is refused" wait_count rejected 2
+check "nothing in the inbox after the second refusal" test "$(inbox_files)" -eq 0
+check "staging is still empty" staging_empty
+
+# --- 3. a small object still publishes ---
+head -c $((1 << 20)) /dev/urandom >"$T/small.bin"
+send "$T/small.bin" --rate 200m
+check "a 1 MiB object afterwards is published" wait_count published 1
+check "and is identical" cmp -s "$T/small.bin" "$I/small.bin"
+check "staging is empty after publication" staging_empty
+
+# --- 4. the disk fills up during a transfer ---
+head -c $((2 << 20)) /dev/urandom >"$T/during.bin"
+send "$T/during.bin" --rate 8m --fec 10% &
+SPID=$!
+PIDS+=("$SPID")
+started=0
+for _ in $(seq 100); do
+	if [ -n "$(ls -A "$I/.sluice/staging")" ]; then started=1; break; fi
+	sleep 0.02
+done
+check "the transfer started (staging file present)" test "$started" -eq 1
+# Someone else fills the filesystem to the last byte.
+dd if=/dev/zero of="$T/fs/filler" bs=64k status=none 2>/dev/null || true
+check "the filesystem is now full" test "$(df --output=avail -B1 "$T/fs" | tail -1)" -lt 65536
+wait "$SPID" || true
+for _ in $(seq 50); do [ -e "$I/during.bin" ] && break; sleep 0.1; done
+check "the space reserved up front carried it: published and identical" \
+	cmp -s "$T/during.bin" "$I/during.bin"
+check "staging is empty afterwards" staging_empty
+if ! grep -q '"event":"published".*"name":"during.bin"' "$R"; then
+	echo "# note: during.bin was published but its receipt could not be written" \
+		"(receipt log on the full filesystem): $(grep -c 'receipt log' "$T/recv.log" || true)" \
+		"receipt-log errors in the receiver's log"
+fi
+rm -f "$T/fs/filler"
+
+kill -TERM "$RPID"
+for _ in $(seq 50); do kill -0 "$RPID" 2>/dev/null || break; sleep 0.1; done
+check "the receiver stops cleanly" bash -c "! kill -0 $RPID 2>/dev/null"
+
+# --- 5. write errors while a block is stored (injected) ---
+# The reservation above means a real filesystem rarely fails a staging
+# write, so the failure is injected: an LD_PRELOAD shim makes pwrite(2)
+# fail with ENOSPC or EIO from the 3rd call on. The receiver must record
+# "failed" with the reason, publish nothing and discard the staging file.
+cat >"$T/shim.c" <<'EOF'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+static ssize_t (*real)(int, const void *, size_t, off_t);
+static long calls, after = -1;
+static int err;
+__attribute__((constructor)) static void init(void)
+{
+	const char *a = getenv("SHIM_FAIL_AFTER"), *e = getenv("SHIM_ERRNO");
+	real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite");
+	if (a && e)
+		after = atol(a), err = atoi(e);
+}
+static ssize_t fake(int fd, const void *b, size_t n, off_t off)
+{
+	if (after >= 0 && ++calls > after) {
+		static const char m[] = "shim: injected pwrite failure\n";
+		(void)!write(2, m, sizeof(m) - 1);
+		errno = err;
+		return -1;
+	}
+	return real(fd, b, n, off);
+}
+ssize_t pwrite(int fd, const void *b, size_t n, off_t off) { return fake(fd, b, n, off); }
+ssize_t pwrite64(int fd, const void *b, size_t n, off_t off) { return fake(fd, b, n, off); }
+EOF
+if ! ${CC:-cc} -shared -fPIC -O1 -o "$T/shim.so" "$T/shim.c" -ldl 2>"$T/shim.err"; then
+	echo "# skip: section 5 needs a C compiler for the fault-injection shim"
+else
+	rm -f "$I/small.bin" "$I/during.bin" # the inbox's consumer took them
+	R2=$T/receipts-inject.jsonl # on another filesystem, like an operator's --receipts
+	head -c $((1 << 20)) /dev/urandom >"$T/inject.bin"
+	for inj in "28 disk full while writing to staging" "5 write error in the staging directory"; do
+		errno_v=${inj%% *}
+		reason=${inj#* }
+		PORT=$((PORT + 1))
+		: >"$T/recv-inject.log"
+		SHIM_FAIL_AFTER=2 SHIM_ERRNO=$errno_v LD_PRELOAD="$T/shim.so" \
+			ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" \
+			"$B/sluice-recv" --listen "127.0.0.1:$PORT" --inbox "$I" --receipts "$R2" \
+			--key "$T/keys/receiver/receiver.key" --trust "$T/keys/sender/sender.pub" \
+			--end-grace 0.5 --once -q 2>>"$T/recv-inject.log" &
+		IPID=$!
+		PIDS+=("$IPID")
+		sleep 0.3
+		send "$T/inject.bin" --rate 200m --name "inject-$errno_v.bin"
+		for _ in $(seq 100); do kill -0 "$IPID" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$IPID" 2>/dev/null || true
+		wait "$IPID" 2>/dev/null || true
+		if ! grep -q 'shim: injected' "$T/recv-inject.log" && [ -e "$I/inject-$errno_v.bin" ]; then
+			# e.g. a sanitizer runtime linked into the binary intercepts
+			# pwrite before any LD_PRELOAD library can
+			echo "# skip: errno $errno_v: the fault-injection shim did not take effect in this build"
+			rm -f "$I/inject-$errno_v.bin"
+			continue
+		fi
+		check "errno $errno_v: the injected failure was hit" grep -q 'shim: injected' "$T/recv-inject.log" ||
+			sed "s/^/#   /" "$T/recv-inject.log"
+		check "errno $errno_v while storing a block: a \"failed\" receipt saying '$reason'" \
+			grep -q "\"event\":\"failed\".*\"reason\":\"$reason\"" "$R2"
+		check "errno $errno_v: nothing published" test ! -e "$I/inject-$errno_v.bin"
+		check "errno $errno_v: the staging file is discarded" staging_empty
+	done
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
