@@ -45,10 +45,10 @@ struct receipt_log {
 	/* checkpoints; sk is NULL until receipt_set_signing_key */
 	uint8_t *sk; /* sodium_malloc'd Ed25519 seed||pk */
 	uint8_t keyid[RECEIPT_KEYID_LEN];
-	uint64_t cp_n;   /* records up to this n are covered by a checkpoint */
-	uint64_t every;  /* policy, 0 = off */
+	uint64_t cp_n;  /* records up to this n are covered by a checkpoint */
+	uint64_t every; /* policy, 0 = off */
 	uint64_t interval_ns, idle_ns;
-	bool pending;    /* receipt_tick has seen records not yet covered */
+	bool pending; /* receipt_tick has seen records not yet covered */
 	uint64_t pending_since, seen_n, seen_at;
 };
 
@@ -793,7 +793,7 @@ static int hexval(int ch)
 	return -1;
 }
 
-#define ODD_NUL 1  /* a \u0000 */
+#define ODD_NUL  1 /* a \u0000 */
 #define ODD_WIDE 2 /* a \u escape above 0xff: not a byte we can store */
 
 /* A JSON string at the cursor, quotes included. Up to cap-1 decoded bytes go

@@ -88,26 +88,26 @@ void receipt_head(const struct receipt_log *log, uint64_t *n, uint8_t hash[32]);
  * records, head, key), fixed by the signed ones (n, prev) or the signature
  * itself: a verifier that checks them all knows the checkpoint line is
  * exactly the one the receiver wrote. docs/RECEIPTS.md has the full format. */
-#define RECEIPT_CP_DOMAIN "sluice-receipt-checkpoint-v1"
+#define RECEIPT_CP_DOMAIN  "sluice-receipt-checkpoint-v1"
 #define RECEIPT_CP_MSG_LEN 101
-#define RECEIPT_TIME_LEN 24 /* 2026-11-23T09:14:02.137Z */
-#define RECEIPT_KEYID_LEN 8
-#define RECEIPT_SIG_LEN 64
+#define RECEIPT_TIME_LEN   24 /* 2026-11-23T09:14:02.137Z */
+#define RECEIPT_KEYID_LEN  8
+#define RECEIPT_SIG_LEN    64
 
 /* Defaults: a checkpoint after this many records since the last one, or
  * this long after the first record not yet covered, or when the log has
  * been idle this long after a record. */
 #define RECEIPT_CP_EVERY_RECORDS 100
-#define RECEIPT_CP_INTERVAL_NS (600ull * 1000000000ull)
-#define RECEIPT_CP_IDLE_NS (30ull * 1000000000ull)
+#define RECEIPT_CP_INTERVAL_NS   (600ull * 1000000000ull)
+#define RECEIPT_CP_IDLE_NS       (30ull * 1000000000ull)
 
 /* Sign checkpoints with this Ed25519 key pair (libsodium layout: sk is
  * seed||pk). The key is copied into sodium_malloc'd memory and wiped by
  * receipt_close; the caller wipes its own copy. Returns 0, -EINVAL when pk
  * is not sk's public half, or -ENOMEM. */
-__attribute__((warn_unused_result)) int
-receipt_set_signing_key(struct receipt_log *log, const uint8_t sk[static 64],
-                        const uint8_t pk[static 32]);
+__attribute__((warn_unused_result)) int receipt_set_signing_key(struct receipt_log *log,
+                                                                const uint8_t sk[static 64],
+                                                                const uint8_t pk[static 32]);
 
 /* When to checkpoint: every_records records since the last checkpoint
  * (checked on each commit), interval_ns after the first uncovered record
@@ -128,20 +128,20 @@ __attribute__((warn_unused_result)) int receipt_checkpoint(struct receipt_log *l
 __attribute__((warn_unused_result)) int receipt_tick(struct receipt_log *log, uint64_t now_ns);
 
 struct receipt_checkpoint {
-	uint64_t n;                          /* of the checkpoint line */
-	char time[RECEIPT_TIME_LEN + 1];     /* NUL-terminated */
-	uint64_t records;                    /* n of the last line covered */
-	uint8_t head[RECEIPT_HASH_LEN];      /* hash of that line */
-	uint8_t key[RECEIPT_KEYID_LEN];      /* signing key id */
-	uint8_t sig[RECEIPT_SIG_LEN];        /* Ed25519 */
-	uint8_t prev[RECEIPT_HASH_LEN];      /* the chain field */
+	uint64_t n;                      /* of the checkpoint line */
+	char time[RECEIPT_TIME_LEN + 1]; /* NUL-terminated */
+	uint64_t records;                /* n of the last line covered */
+	uint8_t head[RECEIPT_HASH_LEN];  /* hash of that line */
+	uint8_t key[RECEIPT_KEYID_LEN];  /* signing key id */
+	uint8_t sig[RECEIPT_SIG_LEN];    /* Ed25519 */
+	uint8_t prev[RECEIPT_HASH_LEN];  /* the chain field */
 };
 
 /* Parse a checkpoint line (without its newline). Stricter than
  * receipt_parse_line: exactly the fields above in that order, lower-case
  * hex of exact lengths. Returns 0 or -EINVAL. Never reads past len. */
-__attribute__((warn_unused_result)) int
-receipt_parse_checkpoint(const char *line, size_t len, struct receipt_checkpoint *cp);
+__attribute__((warn_unused_result)) int receipt_parse_checkpoint(const char *line, size_t len,
+                                                                 struct receipt_checkpoint *cp);
 
 /* The bytes a checkpoint's signature covers (table above). */
 void receipt_checkpoint_message(uint8_t out[static RECEIPT_CP_MSG_LEN],
@@ -166,8 +166,8 @@ receipt_checkpoint_verify(const struct receipt_checkpoint *cp, const uint8_t pk[
  * NUL bytes, *outlen tells its length and may be NULL). -E2BIG when it does
  * not fit in cap-1 bytes. */
 __attribute__((warn_unused_result)) int receipt_get_str(const char *line, size_t len,
-                                                        const char *key, char *out,
-                                                        size_t cap, size_t *outlen);
+                                                        const char *key, char *out, size_t cap,
+                                                        size_t *outlen);
 /* A non-negative integer that fits in 64 bits, written without fraction or
  * exponent. */
 __attribute__((warn_unused_result)) int receipt_get_u64(const char *line, size_t len,

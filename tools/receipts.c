@@ -29,7 +29,7 @@
 
 enum { EXIT_OK = 0, EXIT_PROBLEM = 1, EXIT_USAGE = 2 };
 
-#define MAX_PUBS 16
+#define MAX_PUBS  16
 #define MAX_SHOWN 50 /* problems printed in full; the rest are counted */
 #define EVENT_MAX 48
 
@@ -66,8 +66,8 @@ struct walk {
 	bool print; /* print each problem (verify) or only count it (report) */
 	/* results */
 	size_t problems, records;
-	size_t checkpoints;  /* well-formed, verified when npubs > 0 */
-	size_t last_cp;      /* line index + 1 of the last of those, 0 for none */
+	size_t checkpoints; /* well-formed, verified when npubs > 0 */
+	size_t last_cp;     /* line index + 1 of the last of those, 0 for none */
 	uint8_t cp_key[RECEIPT_KEYID_LEN];
 	struct damage *dmg;
 	size_t ndmg;
@@ -93,9 +93,8 @@ static void put_bytes(FILE *f, const char *s, size_t n)
 	}
 }
 
-__attribute__((format(printf, 4, 5))) static void problem(struct walk *w,
-                                                          const struct logfile *lf, size_t i,
-                                                          const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static void problem(struct walk *w, const struct logfile *lf,
+                                                          size_t i, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -136,8 +135,9 @@ static int read_log(struct logfile *lf)
 		return -1;
 	}
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		fprintf(stderr, "%s: %s is not a regular file; give the receipt log (e.g. "
-		                "INBOX/.sluice/receipts.jsonl)\n",
+		fprintf(stderr,
+		        "%s: %s is not a regular file; give the receipt log (e.g. "
+		        "INBOX/.sluice/receipts.jsonl)\n",
 		        prog, lf->path);
 		close(fd);
 		return -1;
@@ -457,8 +457,7 @@ nomem:
 }
 
 /* Records chained after the last good checkpoint, and where they start. */
-static size_t uncovered(const struct walk *w, const struct logfile *lf, size_t *first,
-                        size_t *last)
+static size_t uncovered(const struct walk *w, const struct logfile *lf, size_t *first, size_t *last)
 {
 	size_t count = 0;
 
@@ -586,14 +585,13 @@ static void rehash_one(struct walk *w, const struct logfile *lf, int dfd, const 
 	}
 	if (fd < 0) {
 		err = errno;
-		problem(w, lf, e->line, "cannot open %s in the inbox: %s%s", e->name,
-		        strerror(err),
+		problem(w, lf, e->line, "cannot open %s in the inbox: %s%s", e->name, strerror(err),
 		        err == ELOOP ? " (a symbolic link: sluice-recv never publishes one)" : "");
 		return;
 	}
 	if (fstat(fd, &sb) < 0 || (e->bundle ? !S_ISDIR(sb.st_mode) : !S_ISREG(sb.st_mode))) {
-		problem(w, lf, e->line, "%s in the inbox is not the %s that was published",
-		        e->name, e->bundle ? "directory" : "regular file");
+		problem(w, lf, e->line, "%s in the inbox is not the %s that was published", e->name,
+		        e->bundle ? "directory" : "regular file");
 		goto out;
 	}
 	if (e->bundle) {
@@ -617,8 +615,7 @@ static void rehash_one(struct walk *w, const struct logfile *lf, int dfd, const 
 	}
 	err = hash_file(fd, got);
 	if (err < 0) {
-		problem(w, lf, e->line, "cannot read %s in the inbox: %s", e->name,
-		        strerror(-err));
+		problem(w, lf, e->line, "cannot read %s in the inbox: %s", e->name, strerror(-err));
 		goto out;
 	}
 	if (sodium_memcmp(got, want, 32) != 0) {
@@ -743,7 +740,9 @@ static void verify_summary(const struct walk *w, const struct logfile *lf)
 	printf("checkpoints: %zu verified, the last at line %zu (n %" PRIu64 ", log key %s)\n",
 	       w->checkpoints, w->last_cp, lf->lines[w->last_cp - 1].n, kid);
 	left = uncovered(w, lf, &first, &last);
-	if (left)
+	if (w->problems)
+		printf("coverage: void while the chain has problems\n");
+	else if (left)
 		printf("not yet covered by a signed checkpoint: %zu record%s after line %zu "
 		       "(lines %zu-%zu)\n",
 		       left, left == 1 ? "" : "s", w->last_cp, first + 1, last + 1);
@@ -810,7 +809,8 @@ static int cmd_verify(int argc, char **argv)
 		switch (c) {
 		case 'p':
 			if (npubs == MAX_PUBS)
-				return usage_error("too many --log-pub keys, the limit is 16:", optarg);
+				return usage_error("too many --log-pub keys, the limit is 16:",
+				                   optarg);
 			pubpaths[npubs++] = optarg;
 			break;
 		case 'i':
@@ -945,8 +945,8 @@ static void put_what(const struct logfile *lf, size_t i)
 
 	if (receipt_get_str(line_ptr(lf, i), lf->lines[i].len, "name", v, sizeof(v), &len) == 0)
 		put_bytes(stdout, v, len);
-	else if (receipt_get_str(line_ptr(lf, i), lf->lines[i].len, "object", v, sizeof(v),
-	                         &len) == 0)
+	else if (receipt_get_str(line_ptr(lf, i), lf->lines[i].len, "object", v, sizeof(v), &len) ==
+	         0)
 		printf("object %.16s...", v);
 	else
 		printf("?");
@@ -984,7 +984,8 @@ static void report_published(const struct logfile *lf, const char *since)
 		field_str(lf, i, "sender");
 		printf("  blake2b ");
 		field_str(lf, i, "blake2b");
-		if (field_u64(lf, i, "frames_lost", &lost) && field_u64(lf, i, "frames_sent", &sent))
+		if (field_u64(lf, i, "frames_lost", &lost) &&
+		    field_u64(lf, i, "frames_sent", &sent))
 			printf("  (%" PRIu64 " of %" PRIu64 " frames lost and repaired)", lost,
 			       sent);
 		printf("\n");
@@ -1041,7 +1042,8 @@ static void report_incomplete(const struct logfile *lf, const char *since)
 		printf("; %" PRIu64 " of %" PRIu64 " blocks done", done, all);
 		if (field_u64(lf, i, "symbols_missing_at_least", &miss))
 			printf(", at least %" PRIu64 " symbols missing", miss);
-		if (field_u64(lf, i, "frames_lost", &lost) && field_u64(lf, i, "frames_sent", &sent))
+		if (field_u64(lf, i, "frames_lost", &lost) &&
+		    field_u64(lf, i, "frames_sent", &sent))
 			printf(", %" PRIu64 " of %" PRIu64 " frames lost", lost, sent);
 		printf("\n");
 	}
@@ -1085,8 +1087,8 @@ static void report_damage(const struct walk *w)
 	for (size_t k = 0; k < w->ndmg; k++) {
 		const struct damage *d = &w->dmg[k];
 
-		printf("  bytes %" PRIu64 "-%" PRIu64 " (%" PRIu64 " bytes, line%s %zu",
-		       d->off, d->off + d->bytes - 1, d->bytes, d->first == d->last ? "" : "s",
+		printf("  bytes %" PRIu64 "-%" PRIu64 " (%" PRIu64 " bytes, line%s %zu", d->off,
+		       d->off + d->bytes - 1, d->bytes, d->first == d->last ? "" : "s",
 		       d->first + 1);
 		if (d->last != d->first)
 			printf("-%zu", d->last + 1);
@@ -1137,7 +1139,8 @@ static int cmd_report(int argc, char **argv)
 		case 's':
 			if (parse_since(optarg, since) < 0)
 				return usage_error(
-				    "--since takes a UTC date YYYY-MM-DD[THH:MM[:SS]], not", optarg);
+				    "--since takes a UTC date YYYY-MM-DD[THH:MM[:SS]], not",
+				    optarg);
 			break;
 		case 'h':
 			usage(stdout);
@@ -1158,8 +1161,7 @@ static int cmd_report(int argc, char **argv)
 			first = i + 1;
 		last = i + 1;
 	}
-	printf("receipt log %s: %zu lines, %zu records in the chain", lf.path, lf.count,
-	       w.records);
+	printf("receipt log %s: %zu lines, %zu records in the chain", lf.path, lf.count, w.records);
 	if (first) {
 		get_time(&lf, first - 1, t0);
 		get_time(&lf, last - 1, t1);

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Receipt log: escaping of hostile strings, the hash chain across records,
  * reopen and crash recovery ("log-damaged"), size limits, two threads
- * logging at once, and the strict line parser against malformed lines. */
+ * logging at once, the strict line parser against malformed lines, signed
+ * checkpoints (when they are written, what they sign, and that changing any
+ * byte of a checkpointed record is detected), and the field getters. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -21,6 +23,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
+#include "common/keys.h"
 #include "receiver/receipt.h"
 
 static char dir[64];
@@ -600,6 +603,464 @@ static void test_parse_rejects(void **state)
 	assert_int_equal(receipt_parse_line(NULL, 0, &n, event, sizeof(event), prev), -EINVAL);
 }
 
+/* ---- checkpoints ---------------------------------------------------------- */
+
+static uint8_t log_pk[32], log_sk[64];
+
+static int setup_key(void **state)
+{
+	if (setup(state) < 0)
+		return -1;
+	crypto_sign_keypair(log_pk, log_sk);
+	return 0;
+}
+
+/* An independent verifier over a whole log in memory, as an auditor would
+ * run it: every line parses, n counts from 1, prev chains, and every
+ * checkpoint is well-formed and verifies with pk. *covered gets the n of
+ * the last verified checkpoint. 0 when all holds, -1 at the first failure. */
+static int verify_buf(const char *data, size_t size, const uint8_t pk[32], uint64_t *covered)
+{
+	uint8_t expect[32] = {0}, prev[32];
+	size_t start = 0;
+	uint64_t want = 1;
+
+	*covered = 0;
+	for (size_t i = 0; i < size; i++) {
+		const char *l = data + start;
+		size_t len = i - start;
+		char event[64];
+		uint64_t n;
+
+		if (data[i] != '\n')
+			continue;
+		if (receipt_parse_line(l, len, &n, event, sizeof(event), prev) != 0 || n != want ||
+		    memcmp(prev, expect, 32) != 0)
+			return -1;
+		if (!strcmp(event, "checkpoint")) {
+			struct receipt_checkpoint cp;
+
+			if (receipt_parse_checkpoint(l, len, &cp) != 0 || cp.n != n ||
+			    receipt_checkpoint_verify(&cp, pk) != 0)
+				return -1;
+			*covered = n;
+		}
+		crypto_generichash(expect, 32, (const uint8_t *)l, len, NULL, 0);
+		want++;
+		start = i + 1;
+	}
+	return start == size ? 0 : -1;
+}
+
+static void some_records(struct receipt_log *log, int count)
+{
+	for (int i = 0; i < count; i++) {
+		struct receipt_rec *r = receipt_begin(log, "published");
+
+		receipt_strn(r, "name", (const uint8_t *)"f\x01.bin", 6);
+		receipt_u64(r, "size", (uint64_t)i * 1000);
+		receipt_str(r, "sender", "2744963e64cf75fe");
+		assert_int_equal(receipt_commit(r), 0);
+	}
+}
+
+static void test_checkpoint_signed(void **state)
+{
+	struct receipt_log *log;
+	struct receipt_checkpoint cp, bad;
+	struct logfile lf;
+	uint8_t other_pk[32], other_sk[64], h[32], id[8];
+	char err[256];
+	uint64_t n, covered;
+
+	(void)state;
+	assert_int_equal(receipt_open(&log, path, err, sizeof(err)), 0);
+	assert_int_equal(receipt_checkpoint(log), -ENOKEY); /* no key yet */
+	assert_int_equal(receipt_tick(log, 1), 0);
+	crypto_sign_keypair(other_pk, other_sk);
+	assert_int_equal(receipt_set_signing_key(log, log_sk, other_pk), -EINVAL); /* mismatch */
+	assert_int_equal(receipt_set_signing_key(log, log_sk, log_pk), 0);
+	receipt_set_checkpoint_policy(log, 0, 0, 0);
+	assert_int_equal(receipt_checkpoint(log), 0); /* empty log: nothing to cover */
+	some_records(log, 5);
+	assert_int_equal(receipt_checkpoint(log), 1);
+	assert_int_equal(receipt_checkpoint(log), 0); /* nothing new since */
+	receipt_head(log, &n, NULL);
+	assert_int_equal(n, 6);
+	/* only the log writes these events */
+	assert_int_equal(receipt_commit(receipt_begin(log, "checkpoint")), -EINVAL);
+	assert_int_equal(receipt_commit(receipt_begin(log, "log-damaged")), -EINVAL);
+	receipt_close(log);
+
+	load(&lf);
+	assert_int_equal(lf.count, 6);
+	check_chain(&lf, 0, 6, 1, zeros);
+	assert_int_equal(receipt_parse_checkpoint(lf.lines[5].p, lf.lines[5].len, &cp), 0);
+	assert_int_equal(cp.n, 6);
+	assert_int_equal(cp.records, 5);
+	hash_line(&lf.lines[4], h);
+	assert_memory_equal(cp.head, h, 32);
+	assert_memory_equal(cp.prev, h, 32);
+	key_id(id, log_pk);
+	assert_memory_equal(cp.key, id, 8);
+	assert_int_equal(memcmp(cp.time, lf.lines[5].p + 15, RECEIPT_TIME_LEN), 0);
+	assert_int_equal(receipt_checkpoint_verify(&cp, log_pk), 0);
+	assert_int_equal(receipt_checkpoint_verify(&cp, other_pk), -EKEYREJECTED);
+	bad = cp;
+	bad.sig[17] ^= 0x40;
+	assert_int_equal(receipt_checkpoint_verify(&bad, log_pk), -EBADMSG);
+	bad = cp;
+	bad.time[22] ^= 1; /* the time is signed */
+	assert_int_equal(receipt_checkpoint_verify(&bad, log_pk), -EBADMSG);
+	bad = cp;
+	bad.records = 4; /* must name the line before */
+	assert_int_equal(receipt_checkpoint_verify(&bad, log_pk), -EINVAL);
+	bad = cp;
+	bad.head[0] ^= 1; /* head is prev */
+	assert_int_equal(receipt_checkpoint_verify(&bad, log_pk), -EINVAL);
+	assert_int_equal(verify_buf(lf.data, lf.size, log_pk, &covered), 0);
+	assert_int_equal(covered, 6);
+	assert_int_equal(verify_buf(lf.data, lf.size, other_pk, &covered), -1);
+	free(lf.data);
+}
+
+/* The signed bytes, laid out by hand from the table in receipt.h. */
+static void test_checkpoint_message(void **state)
+{
+	struct receipt_checkpoint cp = {.records = 0x0102030405060708ull};
+	uint8_t msg[RECEIPT_CP_MSG_LEN], want[RECEIPT_CP_MSG_LEN];
+
+	(void)state;
+	for (int i = 0; i < 32; i++)
+		cp.head[i] = (uint8_t)(0xa0 + i);
+	memcpy(cp.time, "2026-11-23T09:14:02.137Z", 25);
+	memcpy(cp.key, "\x11\x22\x33\x44\x55\x66\x77\x88", 8);
+	memset(cp.sig, 0xee, sizeof(cp.sig)); /* not part of the message */
+	receipt_checkpoint_message(msg, &cp);
+
+	memcpy(want, "sluice-receipt-checkpoint-v1", 29); /* and its NUL */
+	memcpy(want + 29, "\x08\x07\x06\x05\x04\x03\x02\x01", 8);
+	memcpy(want + 37, cp.head, 32);
+	memcpy(want + 69, "2026-11-23T09:14:02.137Z", 24);
+	memcpy(want + 93, "\x11\x22\x33\x44\x55\x66\x77\x88", 8);
+	assert_memory_equal(msg, want, sizeof(want));
+	assert_int_equal(want[28], 0);
+}
+
+static size_t count_checkpoints(const struct logfile *lf)
+{
+	size_t c = 0;
+
+	for (size_t i = 0; i < lf->count; i++)
+		c += receipt_parse_checkpoint(lf->lines[i].p, lf->lines[i].len, NULL) == 0;
+	return c;
+}
+
+static void test_checkpoint_every(void **state)
+{
+	struct receipt_log *log;
+	struct logfile lf;
+	char err[256];
+	uint64_t covered;
+
+	(void)state;
+	assert_int_equal(receipt_open(&log, path, err, sizeof(err)), 0);
+	assert_int_equal(receipt_set_signing_key(log, log_sk, log_pk), 0);
+	receipt_set_checkpoint_policy(log, 3, 0, 0);
+	some_records(log, 7);
+	receipt_close(log);
+	load(&lf);
+	/* r r r C r r r C r: the checkpoint itself does not count */
+	assert_int_equal(lf.count, 9);
+	assert_int_equal(receipt_parse_checkpoint(lf.lines[3].p, lf.lines[3].len, NULL), 0);
+	assert_int_equal(receipt_parse_checkpoint(lf.lines[7].p, lf.lines[7].len, NULL), 0);
+	assert_int_equal(count_checkpoints(&lf), 2);
+	assert_int_equal(verify_buf(lf.data, lf.size, log_pk, &covered), 0);
+	assert_int_equal(covered, 8);
+	free(lf.data);
+}
+
+#define S 1000000000ull
+
+static void test_checkpoint_tick(void **state)
+{
+	struct receipt_log *log;
+	struct logfile lf;
+	char err[256];
+	uint64_t t = 100 * S;
+
+	(void)state;
+	assert_int_equal(receipt_open(&log, path, err, sizeof(err)), 0);
+	assert_int_equal(receipt_set_signing_key(log, log_sk, log_pk), 0);
+	receipt_set_checkpoint_policy(log, 0, 10 * S, 2 * S);
+	assert_int_equal(receipt_tick(log, t), 0); /* nothing written yet */
+	some_records(log, 1);
+	assert_int_equal(receipt_tick(log, t), 0); /* first seen now */
+	assert_int_equal(receipt_tick(log, t + S), 0);
+	assert_int_equal(receipt_tick(log, t + 2 * S), 1); /* idle for 2 s */
+	assert_int_equal(receipt_tick(log, t + 3 * S), 0);
+	assert_int_equal(receipt_tick(log, t + 60 * S), 0); /* idle, nothing new */
+
+	/* steady activity, never idle for 2 s: the 10 s interval fires */
+	t = 200 * S;
+	for (int i = 0; i < 9; i++) {
+		some_records(log, 1);
+		assert_int_equal(receipt_tick(log, t + (uint64_t)i * S), 0);
+	}
+	some_records(log, 1);
+	assert_int_equal(receipt_tick(log, t + 10 * S), 1);
+	/* the shutdown checkpoint covers what the ticks have not */
+	some_records(log, 1);
+	assert_int_equal(receipt_checkpoint(log), 1);
+	assert_int_equal(receipt_tick(log, t + 100 * S), 0);
+	receipt_close(log);
+
+	load(&lf);
+	assert_int_equal(count_checkpoints(&lf), 3);
+	assert_int_equal(lf.count, 1 + 1 + 10 + 1 + 1 + 1);
+	free(lf.data);
+}
+
+static void test_checkpoint_reopen(void **state)
+{
+	struct receipt_log *log;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(receipt_open(&log, path, err, sizeof(err)), 0);
+	assert_int_equal(receipt_set_signing_key(log, log_sk, log_pk), 0);
+	some_records(log, 2);
+	assert_int_equal(receipt_checkpoint(log), 1);
+	receipt_close(log);
+
+	/* ends in a checkpoint: nothing is owed */
+	assert_int_equal(receipt_open(&log, path, err, sizeof(err)), 0);
+	assert_int_equal(receipt_set_signing_key(log, log_sk, log_pk), 0);
+	assert_int_equal(receipt_checkpoint(log), 0);
+	some_records(log, 1);
+	receipt_close(log); /* closed without a checkpoint, as after kill -9 */
+
+	/* the next run's first checkpoint covers the last run's tail */
+	assert_int_equal(receipt_open(&log, path, err, sizeof(err)), 0);
+	assert_int_equal(receipt_set_signing_key(log, log_sk, log_pk), 0);
+	assert_int_equal(receipt_checkpoint(log), 1);
+	receipt_close(log);
+}
+
+/* With a checkpoint, a torn tail is reported first and then covered. */
+static void test_checkpoint_after_damage(void **state)
+{
+	struct receipt_log *log;
+	struct logfile lf;
+	char err[256], event[64];
+	uint64_t n;
+
+	(void)state;
+	assert_int_equal(receipt_open(&log, path, err, sizeof(err)), 0);
+	some_records(log, 2);
+	receipt_close(log);
+	append_raw("{\"n\":3,\"ti", 10);
+	assert_int_equal(receipt_open(&log, path, err, sizeof(err)), 0);
+	assert_int_equal(receipt_set_signing_key(log, log_sk, log_pk), 0);
+	assert_int_equal(receipt_checkpoint(log), 1);
+	receipt_close(log);
+	load(&lf);
+	assert_int_equal(lf.count, 5); /* r r torn log-damaged checkpoint */
+	assert_int_equal(
+	    receipt_parse_line(lf.lines[3].p, lf.lines[3].len, &n, event, sizeof(event), NULL), 0);
+	assert_string_equal(event, "log-damaged");
+	assert_int_equal(receipt_parse_checkpoint(lf.lines[4].p, lf.lines[4].len, NULL), 0);
+	free(lf.data);
+}
+
+/* Rewrite the chain after line `from` the way an attacker without the log
+ * key would: each prev (and a checkpoint's head) becomes the hash of the
+ * line before as it now is. Lines keep their length (hex for hex). */
+static void rechain(char *data, size_t size, size_t from)
+{
+	uint8_t h[32];
+	size_t start = 0, line = 0, prev_start = 0, prev_len = 0;
+	char hexh[65];
+
+	for (size_t i = 0; i < size; i++) {
+		char *l = data + start, *p;
+		size_t len = i - start;
+
+		if (data[i] != '\n')
+			continue;
+		if (line > from && len > 74) {
+			crypto_generichash(h, 32, (const uint8_t *)data + prev_start, prev_len,
+			                   NULL, 0);
+			sodium_bin2hex(hexh, sizeof(hexh), h, 32);
+			if (!memcmp(l + len - 74, "\"prev\":\"", 8))
+				memcpy(l + len - 66, hexh, 64);
+			p = memmem(l, len, "\"head\":\"", 8);
+			if (p && p + 8 + 64 <= l + len)
+				memcpy(p + 8, hexh, 64);
+		}
+		prev_start = start;
+		prev_len = len;
+		start = i + 1;
+		line++;
+	}
+}
+
+/* Detected: verification fails, or the changed line is no longer covered
+ * by a verified checkpoint (changing "checkpoint" into another event makes
+ * the log look cut off before it: the verifier then reports every record
+ * as not covered, and only a copy of a later head kept elsewhere can tell
+ * a cut log from a short one; docs/RECEIPTS.md). */
+static bool detected(const char *data, size_t size, uint64_t line_n)
+{
+	uint64_t covered;
+
+	return verify_buf(data, size, log_pk, &covered) != 0 || covered < line_n;
+}
+
+/* Change every byte of every checkpointed record, and of the checkpoint
+ * itself, one at a time: each change must be detected, whether or not the
+ * attacker also rewrites the chain after it. */
+static void test_tamper_detected(void **state)
+{
+	struct receipt_log *log;
+	struct logfile lf;
+	char err[256], *copy;
+	uint64_t covered;
+	size_t tried = 0;
+
+	(void)state;
+	assert_int_equal(receipt_open(&log, path, err, sizeof(err)), 0);
+	assert_int_equal(receipt_set_signing_key(log, log_sk, log_pk), 0);
+	receipt_set_checkpoint_policy(log, 0, 0, 0);
+	some_records(log, 3);
+	assert_int_equal(receipt_checkpoint(log), 1);
+	receipt_close(log);
+	load(&lf);
+	assert_int_equal(lf.count, 4);
+	assert_int_equal(verify_buf(lf.data, lf.size, log_pk, &covered), 0);
+	assert_int_equal(covered, 4);
+	copy = malloc(lf.size);
+	assert_non_null(copy);
+
+	for (size_t ln = 0; ln < lf.count; ln++) {
+		for (size_t k = 0; k < lf.lines[ln].len; k++) {
+			size_t at = lf.lines[ln].off + k;
+			const uint8_t flips[] = {0x01, 0x20};
+
+			for (size_t f = 0; f < sizeof(flips); f++) {
+				memcpy(copy, lf.data, lf.size);
+				copy[at] = (char)(copy[at] ^ flips[f]);
+				if (copy[at] == '\n')
+					continue; /* that would split the line, a different test */
+				/* records before the checkpoint: the chain alone */
+				if (ln < 3 && verify_buf(copy, lf.size, log_pk, &covered) == 0)
+					fail_msg("flip %02x at byte %zu (line %zu) not detected",
+					         flips[f], at, ln + 1);
+				rechain(copy, lf.size, ln);
+				if (!detected(copy, lf.size, ln + 1))
+					fail_msg("flip %02x at byte %zu (line %zu) + re-chain not "
+					         "detected: %.*s",
+					         flips[f], at, ln + 1, (int)lf.lines[ln].len,
+					         copy + lf.lines[ln].off);
+				tried++;
+			}
+		}
+	}
+	assert_true(tried > 500);
+
+	/* removing any one line, or swapping two, is detected as well */
+	for (size_t ln = 0; ln < lf.count; ln++) {
+		size_t off = lf.lines[ln].off, len = lf.lines[ln].len + 1;
+
+		memcpy(copy, lf.data, off);
+		memcpy(copy + off, lf.data + off + len, lf.size - off - len);
+		assert_int_equal(
+		    verify_buf(copy, lf.size - len, log_pk, &covered) == 0 && covered == 4, 0);
+		rechain(copy, lf.size - len, ln ? ln - 1 : 0);
+		assert_true(detected(copy, lf.size - len, 4));
+	}
+	free(copy);
+	free(lf.data);
+}
+
+/* ---- field getters ---------------------------------------------------------- */
+
+static void test_get_fields(void **state)
+{
+	static const char line[] =
+	    "{\"n\":9," T ",\"event\":\"published\",\"name\":\"a\\u0000b\\u00ff\\\"\","
+	    "\"size\":18446744073709551615,\"pct\":1.5,\"neg\":-1,\"none\":null,"
+	    "\"flag\":true,\"dup\":1,\"dup\":2," P "}";
+	char out[16], small[3];
+	uint64_t v;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(receipt_get_str(line, strlen(line), "name", out, sizeof(out), &len), 0);
+	assert_int_equal(len, 5);
+	assert_memory_equal(out, "a\0b\xff\"", 5);
+	assert_int_equal(receipt_get_u64(line, strlen(line), "size", &v), 0);
+	assert_true(v == UINT64_MAX);
+	assert_int_equal(receipt_get_u64(line, strlen(line), "n", &v), 0);
+	assert_int_equal(v, 9);
+	assert_int_equal(receipt_get_str(line, strlen(line), "event", out, sizeof(out), NULL), 0);
+	assert_string_equal(out, "published");
+	assert_int_equal(receipt_get_str(line, strlen(line), "time", out, sizeof(out), NULL),
+	                 -E2BIG);
+	assert_int_equal(receipt_get_str(line, strlen(line), "name", small, sizeof(small), NULL),
+	                 -E2BIG);
+	assert_int_equal(receipt_get_u64(line, strlen(line), "pct", &v), -EINVAL);
+	assert_int_equal(receipt_get_u64(line, strlen(line), "neg", &v), -EINVAL);
+	assert_int_equal(receipt_get_u64(line, strlen(line), "flag", &v), -EINVAL);
+	assert_int_equal(receipt_get_u64(line, strlen(line), "name", &v), -EINVAL);
+	assert_int_equal(receipt_get_str(line, strlen(line), "size", out, sizeof(out), NULL),
+	                 -EINVAL);
+	assert_int_equal(receipt_get_u64(line, strlen(line), "none", &v), -ENODATA);
+	assert_int_equal(receipt_get_u64(line, strlen(line), "absent", &v), -ENOENT);
+	assert_int_equal(receipt_get_u64(line, strlen(line), "dup", &v), -EINVAL);
+	/* a line the strict parser refuses yields nothing */
+	assert_int_equal(receipt_get_u64(line, strlen(line) - 1, "size", &v), -EINVAL);
+	assert_int_equal(receipt_get_str("{}", 2, "n", out, sizeof(out), NULL), -EINVAL);
+}
+
+static void test_parse_checkpoint_rejects(void **state)
+{
+#define H64     "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define CP_HEAD "{\"n\":5," T ",\"event\":\"checkpoint\",\"records\":4,\"head\":\"" H64 "\""
+#define KEY     ",\"key\":\"0011223344556677\""
+#define SIG     ",\"sig\":\"" H64 H64 "\""
+#define PREV    ",\"prev\":\"" H64 "\"}"
+	static const char good[] = CP_HEAD KEY SIG PREV;
+	static const char *bad[] = {
+	    CP_HEAD SIG KEY PREV,                              /* order */
+	    CP_HEAD KEY SIG ",\"x\":1" PREV,                   /* extra field */
+	    CP_HEAD ",\"key\":\"001122334455667\"" SIG PREV,   /* short key */
+	    CP_HEAD ",\"key\":\"00112233445566778\"" SIG PREV, /* long key */
+	    CP_HEAD ",\"key\":\"001122334455667A\"" SIG PREV,  /* upper case */
+	    CP_HEAD KEY ",\"sig\":\"" H64 "\"" PREV,           /* short sig */
+	    CP_HEAD KEY ",\"sig\":null" PREV,
+	    "{\"n\":5," T ",\"event\":\"checkpoint\",\"records\":04,\"head\":\"" H64
+	    "\"" KEY SIG PREV,
+	    "{\"n\":5," T ",\"event\":\"checkpoin\\u0074\",\"records\":4,\"head\":\"" H64
+	    "\"" KEY SIG PREV, /* escaped: one spelling only */
+	    CP_HEAD KEY SIG PREV " ",
+	};
+	struct receipt_checkpoint cp;
+
+	(void)state;
+	assert_int_equal(receipt_parse_checkpoint(good, strlen(good), &cp), 0);
+	assert_int_equal(cp.n, 5);
+	assert_int_equal(cp.records, 4);
+	assert_int_equal(cp.key[7], 0x77);
+	assert_int_equal(receipt_parse_line(good, strlen(good), NULL, NULL, 0, NULL), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (receipt_parse_checkpoint(bad[i], strlen(bad[i]), &cp) != -EINVAL)
+			fail_msg("accepted bad checkpoint %zu: %s", i, bad[i]);
+	for (size_t len = 0; len < sizeof(good) - 1; len++)
+		assert_int_equal(receipt_parse_checkpoint(good, len, &cp), -EINVAL);
+	assert_int_equal(receipt_parse_checkpoint(NULL, 0, &cp), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -615,6 +1076,15 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 	    cmocka_unit_test(test_parse_accepts),
 	    cmocka_unit_test(test_parse_rejects),
+	    cmocka_unit_test_setup_teardown(test_checkpoint_signed, setup_key, teardown),
+	    cmocka_unit_test(test_checkpoint_message),
+	    cmocka_unit_test_setup_teardown(test_checkpoint_every, setup_key, teardown),
+	    cmocka_unit_test_setup_teardown(test_checkpoint_tick, setup_key, teardown),
+	    cmocka_unit_test_setup_teardown(test_checkpoint_reopen, setup_key, teardown),
+	    cmocka_unit_test_setup_teardown(test_checkpoint_after_damage, setup_key, teardown),
+	    cmocka_unit_test_setup_teardown(test_tamper_detected, setup_key, teardown),
+	    cmocka_unit_test(test_get_fields),
+	    cmocka_unit_test(test_parse_checkpoint_rejects),
 	};
 
 	alarm(120); /* a hung test fails instead of blocking CI */
