@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Resource exhaustion from the low side: floods that anyone who can reach the
+# diode's input can send, while a legitimate transfer is under way.
+#
+#   sluice-send (legit) ─────────────┐
+#   sluice-forge announce (intruder) ─┼──UDP 127.0.0.1──► sluice-recv
+#   sluice-forge garbage ────────────┤                   --max-sessions 4 --memory 32
+#   sluice-forge replay (recorded) ───┘                   --max-object-size 16m
+#
+# 1. announcements with random session ids signed by an untrusted key, and
+#    garbage (noise, well-formed headers of unknown sessions, announcement-
+#    shaped junk): all counted and dropped; the legitimate transfer publishes
+#    identical; staging never holds more than --max-sessions files; peak RSS
+#    (VmHWM) stays bounded;
+# 2. an announcement of a 100 GiB object signed by the trusted key (more than
+#    --max-object-size): refused with a "rejected" receipt, no staging file;
+#    a real 20 MiB send is refused the same way;
+# 3. genuine announcements recorded earlier and played back (a replay needs
+#    no key): sessions stay within --max-sessions, and the legitimate
+#    transfer must still get through.
+#
+# Usage: test_resources.sh BUILD_DIR
+set -euo pipefail
+
+B=$(cd "${1:-${BUILD_DIR:-build}}" && pwd)
+T=$(mktemp -d /tmp/sluice-resources.XXXXXX)
+PIDS=()
+passed=0
+failed=0
+cleanup() {
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+ok() { passed=$((passed + 1)); echo "ok - $*"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
+check() {
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+for bin in sluice-send sluice-recv sluice-keygen sluice-forge; do
+	[ -x "$B/$bin" ] || { echo "missing $B/$bin: build first"; exit 1; }
+done
+
+MAX_SESSIONS=4
+MEMORY_MB=32
+RING_MB=16
+mkdir -p "$T/keys"
+"$B/sluice-keygen" sender "$T/keys/sender" >/dev/null
+"$B/sluice-keygen" sender "$T/keys/intruder" >/dev/null
+"$B/sluice-keygen" receiver "$T/keys/receiver" >/dev/null
+export SLUICE_STATE_DIR="$T/sender-state"
+PORT=$((20000 + RANDOM % 30000))
+
+# start_recv NAME: a receiver on a fresh $PORT; sets RPID and D.
+start_recv() {
+	D=$T/$1
+	PORT=$((PORT + 1))
+	mkdir -p "$D/inbox"
+	"$B/sluice-recv" --listen "127.0.0.1:$PORT" --inbox "$D/inbox" \
+		--key "$T/keys/receiver/receiver.key" --trust "$T/keys/sender/sender.pub" \
+		--max-sessions $MAX_SESSIONS --memory $MEMORY_MB --ring $RING_MB \
+		--max-object-size 16m --end-grace 1 --session-timeout 20 \
+		--stats "$D/stats" -q 2>"$D/recv.log" &
+	RPID=$!
+	PIDS+=("$RPID")
+	sleep 0.3
+}
+stop_recv() {
+	kill -TERM "$RPID" 2>/dev/null || true
+	for _ in $(seq 100); do kill -0 "$RPID" 2>/dev/null || break; sleep 0.1; done
+	wait "$RPID" 2>/dev/null || true
+}
+send() { # send FILE [args]
+	local f=$1
+	shift
+	timeout 60 "$B/sluice-send" --to "127.0.0.1:$PORT" --key "$T/keys/sender/sender.key" \
+		--recipient "$T/keys/receiver/receiver.pub" -q "$@" "$f"
+}
+forge() { "$B/sluice-forge" "$@" >>"$T/forge.log" 2>&1; }
+stat_of() { grep "^$1=" "$D/stats" | cut -d= -f2; }
+parts() { find "$D/inbox/.sluice/staging" -name '*.part' 2>/dev/null | wc -l; }
+hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$RPID/status"; }
+inbox_files() { find "$D/inbox" -mindepth 1 -maxdepth 1 -not -name .sluice | wc -l; }
+wait_file() { for _ in $(seq 150); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
+# watch_parts PID_TO_FOLLOW: the most staging files seen while it runs
+watch_parts() {
+	local most=0 n
+	while kill -0 "$1" 2>/dev/null; do
+		n=$(parts)
+		[ "$n" -gt "$most" ] && most=$n
+		sleep 0.05
+	done
+	echo "$most"
+}
+
+head -c $((12 << 20)) /dev/urandom >"$T/legit.bin"
+
+# --- 1. untrusted announcements and garbage during a legitimate transfer ---
+start_recv flood
+forge announce --to "127.0.0.1:$PORT" --key "$T/keys/intruder/sender.key" \
+	--recipient "$T/keys/receiver/receiver.pub" --count 20000 --pps 5000 &
+F1=$!
+forge garbage --to "127.0.0.1:$PORT" --count 60000 --pps 15000 &
+F2=$!
+PIDS+=("$F1" "$F2")
+sleep 0.5 # the floods are on before the legitimate sender starts
+send "$T/legit.bin" --rate 100m --fec 10% &
+SPID=$!
+PIDS+=("$SPID")
+most=$(watch_parts "$F1")
+wait "$F2" || true
+wait "$SPID" || true
+check "untrusted flood: the legitimate transfer published" wait_file "$D/inbox/legit.bin"
+check "untrusted flood: published file is identical" cmp -s "$T/legit.bin" "$D/inbox/legit.bin"
+check "untrusted flood: staging never held more than the one real session ($most)" \
+	test "$most" -le 1
+hwm=$(hwm_kib)
+# Budget: --memory + --ring + two decode buffers of the largest block
+# (254 x 65451 bytes each, touched only as far as used) + code, libraries and
+# sodium's guarded pages: 64 MiB of slack over memory + ring.
+limit=$(((MEMORY_MB + RING_MB + 64) * 1024))
+check "untrusted flood: peak RSS ${hwm} KiB within ${limit} KiB" test "$hwm" -le "$limit"
+stop_recv
+check "untrusted flood: announcements counted as untrusted ($(stat_of announce_untrusted))" \
+	test "$(stat_of announce_untrusted)" -ge 1000
+check "garbage: noise counted as bad headers ($(stat_of bad_header))" \
+	test "$(stat_of bad_header)" -ge 1000
+check "garbage: frames of unknown sessions counted ($(stat_of unknown_session))" \
+	test "$(stat_of unknown_session)" -ge 1000
+check "garbage: junk announcements counted as malformed ($(stat_of announce_bad))" \
+	test "$(stat_of announce_bad)" -ge 1000
+check "nothing but the legitimate file in the inbox" test "$(inbox_files)" -eq 1
+check "exactly one published receipt" \
+	test "$(grep -c '"event":"published"' "$D/inbox/.sluice/receipts.jsonl")" -eq 1
+check "flood: no rejected/failed receipts from junk" \
+	bash -c "! grep -Eq '\"event\":\"(rejected|failed|incomplete)\"' '$D/inbox/.sluice/receipts.jsonl'"
+check "staging empty after the flood" test "$(parts)" -eq 0
+
+# --- 2. objects larger than --max-object-size ---
+start_recv huge
+forge announce --to "127.0.0.1:$PORT" --key "$T/keys/sender/sender.key" \
+	--recipient "$T/keys/receiver/receiver.pub" --count 1 --size $((100 << 30)) \
+	--save "$T/huge-announce.bin"
+# the sender repeats its announcement: still one refusal, one receipt
+forge replay --to "127.0.0.1:$PORT" --file "$T/huge-announce.bin" --count 5 --interval 20
+for _ in $(seq 30); do grep -q '"event":"rejected"' "$D/inbox/.sluice/receipts.jsonl" && break; sleep 0.1; done
+check "a signed 100 GiB announcement is refused with a rejected receipt" \
+	grep -q "\"event\":\"rejected\".*\"size\":$((100 << 30)).*\"reason\":\"object larger than --max-object-size\"" \
+	"$D/inbox/.sluice/receipts.jsonl"
+check "repeats of the refused announcement add no receipts (one in the log)" \
+	test "$(grep -c '"event":"rejected"' "$D/inbox/.sluice/receipts.jsonl")" -eq 1
+check "no staging file for the refused object" test "$(parts)" -eq 0
+head -c $((20 << 20)) /dev/urandom >"$T/big.bin"
+send "$T/big.bin" --rate 500m || true
+sleep 0.5
+check "a real 20 MiB send over a 16 MiB limit is refused with a receipt" \
+	grep -q "\"event\":\"rejected\".*\"size\":$((20 << 20)).*--max-object-size" \
+	"$D/inbox/.sluice/receipts.jsonl"
+check "and nothing is published" test "$(inbox_files)" -eq 0
+stop_recv
+check "refusals are counted once per object ($(stat_of announce_refused))" \
+	test "$(stat_of announce_refused)" -eq 2
+check "repeats of a refused announcement are counted as finished ($(stat_of finished_session))" \
+	test "$(stat_of finished_session)" -ge 5
+
+# --- 3. replayed genuine announcements ---
+# Record: announcements of 8 objects signed by the trusted key, as an
+# eavesdropper on the low side would capture them (sent to a closed port).
+forge announce --to "127.0.0.1:9" --key "$T/keys/sender/sender.key" \
+	--recipient "$T/keys/receiver/receiver.pub" --count 8 --size $((4 << 20)) \
+	--save "$T/recorded.bin"
+start_recv replay
+# Play them back every 200 ms for 15 s, starting before the legitimate send.
+forge replay --to "127.0.0.1:$PORT" --file "$T/recorded.bin" --count 75 --interval 200 &
+F3=$!
+PIDS+=("$F3")
+sleep 0.5
+head -c $((4 << 20)) /dev/urandom >"$T/legit2.bin"
+send "$T/legit2.bin" --rate 50m --fec 10% &
+SPID=$!
+PIDS+=("$SPID")
+most=$(watch_parts "$SPID")
+check "replay flood: staging files stay within --max-sessions ($most <= $MAX_SESSIONS)" \
+	test "$most" -le $MAX_SESSIONS
+# DESIGN.md: anyone on the low side can replay. Recorded announcements must
+# not lock the trusted sender out. This fails today (reported as a bug, not
+# worked around here): replayed announcements each open a session, their
+# byte-identical repeats keep it alive (announce_repeat refreshes last_seen
+# in receiver/session.c handle_announce) and, with the table full, the new
+# legitimate session is ignored (new_session: "session table full").
+check "replay flood: the legitimate transfer still publishes" wait_file "$D/inbox/legit2.bin"
+kill "$F3" 2>/dev/null || true
+wait "$F3" 2>/dev/null || true
+stop_recv
+echo "# replay flood: announce_refused=$(stat_of announce_refused)" \
+	"announce_repeat=$(stat_of announce_repeat) accepted=$(stat_of accepted)"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
