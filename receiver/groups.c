@@ -429,7 +429,7 @@ void groupset_sweep(struct groupset *gs, int all)
 	}
 }
 
-uint64_t groupset_missing(const struct groupset *gs, uint32_t *rows_in_flight)
+uint64_t groupset_missing(const struct groupset *gs, const uint8_t *known, uint32_t *rows_in_flight)
 {
 	uint64_t missing = 0;
 	uint32_t n = 0;
@@ -442,7 +442,7 @@ uint64_t groupset_missing(const struct groupset *gs, uint32_t *rows_in_flight)
 			const struct row *w = &g->rows[r];
 			unsigned k = w->k ? w->k : gs->kmax;
 			unsigned have = row_have(w) + w->nrep;
-			if (w->done)
+			if (w->done || (known && bit(known, g->id * gs->G + r)))
 				continue;
 			missing += have < k ? k - have : 0;
 			n++;

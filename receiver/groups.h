@@ -85,7 +85,10 @@ __attribute__((warn_unused_result)) enum add_result groupset_add(struct groupset
  * that the stream has moved past (or, with all = 1, on every group). */
 void groupset_sweep(struct groupset *gs, int all);
 
-/* Source symbols still missing in groups in flight (for receipts). */
-uint64_t groupset_missing(const struct groupset *gs, uint32_t *rows_in_flight);
+/* Source symbols still missing in groups in flight (for receipts). Rows
+ * whose block is set in the bitmap `known` (may be NULL) are not counted:
+ * their block is already on disk. */
+uint64_t groupset_missing(const struct groupset *gs, const uint8_t *known,
+                          uint32_t *rows_in_flight);
 
 #endif

@@ -75,6 +75,9 @@ static void usage(FILE *f)
 	        "                         next to --key, when it exists)\n"
 	        "  --session-timeout SEC  give up on a silent transfer after SEC (default 60)\n"
 	        "  --end-grace SEC        after the sender's END, wait SEC for late frames (2)\n"
+	        "  --keep-partial HOURS   keep the verified blocks of an incomplete object this\n"
+	        "                         long, so a resend of it completes it (default 72;\n"
+	        "                         0 = never)\n"
 	        "  --max-sessions N       transfers in progress at once (default 16)\n"
 	        "  --memory MIB           memory for blocks in flight (default 192)\n"
 	        "  --max-object-size N    refuse larger objects, suffix k/m/g/t (default 1t)\n"
@@ -148,6 +151,7 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 	                                         {"session-timeout", required_argument, NULL, 'T'},
 	                                         {"end-grace", required_argument, NULL, 'g'},
 	                                         {"max-sessions", required_argument, NULL, 'S'},
+	                                         {"keep-partial", required_argument, NULL, 'K'},
 	                                         {"memory", required_argument, NULL, 'M'},
 	                                         {"max-object-size", required_argument, NULL, 'X'},
 	                                         {"rcvbuf", required_argument, NULL, 'B'},
@@ -175,6 +179,7 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 	cfg->end_grace_ns = 2ull * 1000000000u;
 	cfg->memory_budget = (size_t)192 << 20;
 	cfg->max_object_size = 1ull << 40;
+	cfg->partial_keep_s = 72ull * 3600;
 	while ((c = getopt_long(argc, argv, "qvh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
@@ -236,6 +241,13 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 			cfg->max_sessions = (unsigned)strtoul(optarg, &end, 10);
 			if (*end || cfg->max_sessions < 1 || cfg->max_sessions > 4096)
 				return bad("--max-sessions must be 1 to 4096, not", optarg);
+			break;
+		case 'K':
+			d = strtod(optarg, &end);
+			if (*end || !(d >= 0) || d > 24 * 365)
+				return bad("--keep-partial takes hours from 0 to 8760, not",
+				           optarg);
+			cfg->partial_keep_s = (uint64_t)(d * 3600);
 			break;
 		case 'M':
 			if (parse_size(optarg, &v) < 0 || v < 8 || v > 65536)

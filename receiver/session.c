@@ -28,6 +28,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "ledger.h"
+#include "partial.h"
 #include "proto/manifest.h"
 #include "receipt.h"
 #include "session.h"
@@ -61,6 +62,8 @@ struct session {
 	const char *fail_why; /* set inside decode callbacks, acted on after */
 	struct receiver *r;
 	uint8_t *done;       /* bitmap by block */
+	uint8_t *carried;    /* blocks taken from an earlier send, not decoded here */
+	uint32_t resumed;    /* how many */
 	uint8_t *kb;         /* k of each decoded block */
 	uint32_t *grecv;     /* symbols received per outer-code group */
 	uint8_t *early_hash; /* hashes of blocks decoded before the manifest */
@@ -159,6 +162,8 @@ static void receipt_frames(struct receipt_rec *rec, const struct session *s, int
 	if (published)
 		receipt_u64(rec, "frames_repaired", lost);
 	receipt_u64(rec, "symbols_rebuilt", s->repaired);
+	if (s->resumed)
+		receipt_u64(rec, "blocks_resumed", s->resumed);
 }
 
 /* How much more loss the FEC could have absorbed: for the worst outer-code
@@ -210,6 +215,7 @@ static void session_free(struct receiver *r, struct session *s)
 	free(s->mf_buf);
 	free(s->mf_doneb);
 	free(s->done);
+	free(s->carried);
 	free(s->kb);
 	free(s->grecv);
 	free(s->early_hash);
@@ -231,7 +237,7 @@ static void session_remove(struct receiver *r, struct session *s)
 static uint64_t missing_symbols(const struct session *s, uint32_t *untouched)
 {
 	uint32_t inflight;
-	uint64_t miss = groupset_missing(&s->data, &inflight);
+	uint64_t miss = groupset_missing(&s->data, s->carried, &inflight);
 	uint32_t never = s->an.block_count - s->done_count - inflight;
 
 	/* Blocks never seen at all: at least one symbol each, k if raw. */
@@ -242,9 +248,22 @@ static uint64_t missing_symbols(const struct session *s, uint32_t *untouched)
 static void session_fail(struct receiver *r, struct session *s, const char *event,
                          const char *reason)
 {
-	struct receipt_rec *rec = receipt_begin(r->log, event);
-	uint32_t untouched = 0;
+	struct receipt_rec *rec;
+	uint32_t untouched = 0, kept = 0;
 
+	/* An incomplete object keeps what it verified for the next send of
+	 * the same content (partial.h). */
+	if (strcmp(event, "incomplete") == 0 && s->manifest_ok && s->done_count > 0 &&
+	    r->cfg->partial_keep_s > 0 && s->part[0]) {
+		int rc = partial_save(r->st, s->fd, s->part, s->an.object_id, s->an.block_count,
+		                      s->done, s->kb);
+		if (rc == 0)
+			kept = s->done_count;
+		else
+			log_warn("cannot keep the verified blocks of %s for a resend: %s", s->name,
+			         strerror(-rc));
+	}
+	rec = receipt_begin(r->log, event);
 	receipt_common(rec, s);
 	receipt_str(rec, "reason", reason);
 	receipt_u64(rec, "blocks_total", s->an.block_count);
@@ -252,6 +271,8 @@ static void session_fail(struct receiver *r, struct session *s, const char *even
 	if (s->done_count < s->an.block_count)
 		receipt_u64(rec, "symbols_missing_at_least", missing_symbols(s, &untouched));
 	receipt_u64(rec, "manifest_verified", (uint64_t)s->manifest_ok);
+	if (kept)
+		receipt_u64(rec, "blocks_kept_for_resend", kept);
 	receipt_frames(rec, s, 0);
 	receipt_write(rec);
 	log_warn("%s not published (%s): %s", s->manifest_ok ? s->name : "(manifest not received)",
@@ -298,9 +319,11 @@ static int session_alloc(struct receiver *r, struct session *s)
 	s->mf_buf = malloc(s->an.manifest_len);
 	s->mf_doneb = calloc(s->mf_blocks / 8 + 1, 1);
 	s->done = calloc(nb / 8 + 1, 1);
+	s->carried = calloc(nb / 8 + 1, 1);
 	s->kb = calloc(nb + 1, 1);
 	s->grecv = calloc(nb / s->an.group + 1, sizeof(*s->grecv));
-	if (!s->grecv || !s->replay || !s->mf_buf || !s->mf_doneb || !s->done || !s->kb)
+	if (!s->grecv || !s->replay || !s->mf_buf || !s->mf_doneb || !s->done || !s->carried ||
+	    !s->kb)
 		return -ENOMEM;
 	s->r = r;
 	s->wire_blocks = (uint32_t)proto_wire_blocks(s->an.block_count, s->an.group, s->an.parity);
@@ -527,6 +550,43 @@ static const char *check_history(struct receiver *r, struct session *s, char *wh
 	return NULL;
 }
 
+static int advance_hash(struct receiver *r, struct session *s, uint32_t b, const uint8_t *raw);
+
+/* Take the blocks an earlier, incomplete send of this object verified. */
+static void resume(struct receiver *r, struct session *s)
+{
+	uint8_t *before;
+	size_t bm = (size_t)s->an.block_count / 8 + 1;
+	long n;
+	int fd;
+
+	if (r->cfg->partial_keep_s == 0 || !(before = malloc(bm)))
+		return;
+	memcpy(before, s->done, bm);
+	n = partial_take(r->st, s->part, s->fd, s->done_count > 0, s->an.object_id,
+	                 s->an.object_size, s->an.chunk_size, s->an.block_count, s->done, s->kb,
+	                 &fd);
+	if (fd != s->fd) {
+		close(s->fd);
+		s->fd = fd;
+	}
+	if (n < 0)
+		log_warn("cannot resume %s from an earlier send: %s", s->name, strerror((int)-n));
+	for (size_t i = 0; n > 0 && i < bm; i++)
+		s->carried[i] = (uint8_t)(s->done[i] & ~before[i]);
+	free(before);
+	if (n <= 0)
+		return;
+	s->resumed = (uint32_t)n;
+	s->done_count += (uint32_t)n;
+	if (advance_hash(r, s, UINT32_MAX, NULL) < 0)
+		s->fail_why = "read error in the staging directory";
+	log_info("resuming %s: %ld of %" PRIu32 " blocks verified by an earlier send", s->name, n,
+	         s->an.block_count);
+	if (s->done_count == s->an.block_count && !s->complete_at)
+		s->complete_at = now_ns();
+}
+
 static void manifest_complete(struct receiver *r, struct session *s)
 {
 	const char *why = check_manifest(r, s), *event;
@@ -552,6 +612,7 @@ static void manifest_complete(struct receiver *r, struct session *s)
 		return;
 	}
 	groupset_free(&s->mf); /* no further manifest symbols needed */
+	resume(r, s);
 }
 
 static int mf_row_done(void *ctx, uint32_t block, const uint8_t *stored, const struct symhdr *sh,
@@ -632,6 +693,12 @@ static const char *store_block(struct receiver *r, struct session *s, uint32_t b
 	uint8_t h[PROTO_HASH_LEN];
 	int rc;
 
+	if (bit(s->carried, b)) {
+		/* Already on disk from an earlier send; decoding it again only
+		 * served the outer code. */
+		s->carried[b / 8] &= (uint8_t) ~(1u << (b % 8));
+		return NULL;
+	}
 	if (sh->flags & PROTO_SYMFLAG_ZSTD) {
 		/* Bounded by the signed chunk size: no decompression bombs. */
 		size_t n = ZSTD_decompressDCtx(r->zstd, r->raw, raw_len, stored, sh->stored_len);
@@ -717,7 +784,9 @@ static int data_symbol(struct receiver *r, struct session *s, const struct frame
 		return -EINVAL;
 	s->grecv[groupset_group_of(&s->data, h->block)]++;
 	if (h->block < s->an.block_count) {
-		if (bit(s->done, h->block)) {
+		/* A block carried from an earlier send still takes symbols: its
+		 * row helps the outer code rebuild its neighbours. */
+		if (bit(s->done, h->block) && !bit(s->carried, h->block)) {
 			s->extra++;
 			return 0;
 		}
@@ -889,6 +958,13 @@ static void publish(struct receiver *r, struct session *s)
 
 void rcv_tick(struct receiver *r, uint64_t now)
 {
+	if (now >= r->next_expiry) {
+		int n = partial_expire(r->st, r->cfg->partial_keep_s);
+		if (n > 0)
+			log_info("removed %d partial object%s older than the --keep-partial time",
+			         n, n == 1 ? "" : "s");
+		r->next_expiry = now + 3600ull * 1000000000u;
+	}
 	for (unsigned i = r->nsessions; i-- > 0;) {
 		struct session *s = r->sessions[i];
 		char why[160];

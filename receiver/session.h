@@ -31,7 +31,8 @@ struct rcv_config {
 	uint64_t session_timeout_ns; /* no frame for this long: incomplete */
 	uint64_t end_grace_ns;       /* after END, wait this long for stragglers */
 	uint64_t max_object_size;
-	size_t memory_budget; /* bytes for blocks in flight */
+	size_t memory_budget;    /* bytes for blocks in flight */
+	uint64_t partial_keep_s; /* keep incomplete objects' blocks this long; 0 = never */
 };
 
 /* Why frames were dropped; every datagram lands in exactly one counter. */
@@ -70,7 +71,8 @@ struct receiver {
 	uint8_t *raw;      /* one decompressed block */
 	uint8_t *readback; /* one block read back for the content hash */
 	size_t raw_cap;
-	uint64_t dead[256]; /* recently finished session ids */
+	uint64_t next_expiry; /* when to look for stale partials next */
+	uint64_t dead[256];   /* recently finished session ids */
 	unsigned dead_next;
 	struct rcv_stats stats;
 };
