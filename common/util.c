@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/syscall.h>
@@ -210,4 +211,46 @@ int open_beneath(int dirfd, const char *path, int flags, mode_t mode)
 		fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
 	while (fd < 0 && errno == EINTR);
 	return fd < 0 ? -errno : (int)fd;
+}
+
+static int remove_contents(int dir)
+{
+	DIR *d = fdopendir(dir);
+	struct dirent *de;
+	int rc = 0;
+
+	if (!d) {
+		close(dir);
+		return -errno;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+			continue;
+		if (errno != EISDIR && errno != EPERM) {
+			rc = -errno;
+			continue;
+		}
+		int sub =
+		    openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0 || remove_contents(sub) < 0 ||
+		    unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0)
+			rc = -errno;
+	}
+	closedir(d);
+	return rc;
+}
+
+int remove_tree(int dir_fd, const char *name)
+{
+	int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	rc = remove_contents(fd);
+	if (unlinkat(dir_fd, name, AT_REMOVEDIR) < 0 && rc == 0)
+		rc = -errno;
+	return rc;
 }

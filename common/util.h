@@ -39,4 +39,9 @@ __attribute__((warn_unused_result)) int write_full(int fd, const void *buf, size
 __attribute__((warn_unused_result)) int open_beneath(int dirfd, const char *path, int flags,
                                                      mode_t mode);
 
+/* Remove directory `name` in dir_fd and everything beneath it, never
+ * following a symbolic link (a link is removed, not its target). 0 when it
+ * is gone (or was never there), else -errno of the first failure. */
+int remove_tree(int dir_fd, const char *name);
+
 #endif

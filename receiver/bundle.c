@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 /* Directory bundles: entry-list policy, tree building, publication. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -97,50 +96,6 @@ const char *bundle_check(const struct manifest *m)
 		why = "bundle entry list is malformed";
 	free(offs);
 	return why;
-}
-
-/* ---- removal ------------------------------------------------------------- */
-
-static int remove_contents(int dir)
-{
-	DIR *d = fdopendir(dir);
-	struct dirent *de;
-	int rc = 0;
-
-	if (!d) {
-		close(dir);
-		return -errno;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
-			continue;
-		if (errno != EISDIR && errno != EPERM) {
-			rc = -errno;
-			continue;
-		}
-		int sub =
-		    openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (sub < 0 || remove_contents(sub) < 0 ||
-		    unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0)
-			rc = -errno;
-	}
-	closedir(d);
-	return rc;
-}
-
-int bundle_remove_tree(int dir_fd, const char *name)
-{
-	int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	int rc;
-
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	rc = remove_contents(fd);
-	if (unlinkat(dir_fd, name, AT_REMOVEDIR) < 0 && rc == 0)
-		rc = -errno;
-	return rc;
 }
 
 /* ---- building ------------------------------------------------------------- */
@@ -274,7 +229,7 @@ int bundle_publish(struct staging *st, int fd, const char *part, const char *nam
 	b.buf = malloc(COPY_BUF);
 	if (!b.buf)
 		return -ENOMEM;
-	(void)bundle_remove_tree(st->dir_fd, tree);
+	(void)remove_tree(st->dir_fd, tree);
 	if (mkdirat(st->dir_fd, tree, 0700) < 0 ||
 	    (b.root = openat(st->dir_fd, tree, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) <
 	        0) {
@@ -303,7 +258,7 @@ int bundle_publish(struct staging *st, int fd, const char *part, const char *nam
 		fsync(st->dir_fd);
 		goto out;
 	}
-	bundle_remove_tree(st->dir_fd, tree);
+	remove_tree(st->dir_fd, tree);
 out:
 	if (b.root >= 0)
 		close(b.root);

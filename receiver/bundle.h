@@ -29,10 +29,6 @@ __attribute__((warn_unused_result)) int bundle_publish(struct staging *st, int f
                                                        const char *name, const struct manifest *m,
                                                        char *why, size_t whylen);
 
-/* Remove a staging tree (directory `name` in dir_fd) and everything in it,
- * without following symbolic links. 0 or -errno. */
-int bundle_remove_tree(int dir_fd, const char *name);
-
 /* The staging tree name for a stream file name ("X.part" -> "X.tree"). */
 #define BUNDLE_TREE_SUFFIX ".tree"
 

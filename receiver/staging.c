@@ -13,6 +13,7 @@
 
 #include "bundle.h"
 #include "common/crashpoint.h"
+#include "common/util.h"
 #include "staging.h"
 
 #ifndef RENAME_NOREPLACE
@@ -94,7 +95,7 @@ int staging_clean(struct staging *st)
 		    unlinkat(st->dir_fd, e->d_name, 0) == 0)
 			removed++;
 		else if (n > 5 && strcmp(e->d_name + n - 5, BUNDLE_TREE_SUFFIX) == 0 &&
-		         bundle_remove_tree(st->dir_fd, e->d_name) == 0)
+		         remove_tree(st->dir_fd, e->d_name) == 0)
 			removed++; /* a bundle being built when we stopped */
 	}
 	closedir(d);
