@@ -10,10 +10,12 @@
  * kernel at the requested rate, not that the receiver got it. The receipt
  * log on the high side is the only proof of arrival.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,7 @@
 #include "common/util.h"
 #include "encode.h"
 #include "seqstate.h"
+#include "spool.h"
 #include "transfer.h"
 #include "udp.h"
 
@@ -34,6 +37,9 @@ enum exit_code { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_KEYS = 3 };
 
 struct options {
 	const char *to, *key, *recipient, *name, *state_dir, *path;
+	const char *watch, *sent_dir;
+	int delete_sent;
+	unsigned retry;
 	uint64_t rate;
 	double fec;
 	unsigned mtu, repeat;
@@ -48,6 +54,7 @@ static void usage(FILE *f)
 	fprintf(
 	    f, "usage: sluice-send --to HOST:PORT --rate RATE --key SENDER.key\n"
 	       "                   --recipient RECEIVER.pub [options] FILE|DIR\n"
+	       "       sluice-send ... --watch OUTBOX [--sent-dir DIR | --delete-sent]\n"
 	       "\n"
 	       "A directory is sent as one bundle: the receiver publishes the whole tree at\n"
 	       "once, after every file in it verified. Only regular files and directories.\n"
@@ -67,6 +74,11 @@ static void usage(FILE *f)
 	       "  --state-dir DIR      where the sequence counter lives\n"
 	       "                       (default $XDG_STATE_HOME/sluice or ~/.local/state/sluice)\n"
 	       "  --no-gso             use sendmmsg instead of UDP GSO\n"
+	       "  --watch OUTBOX       spool mode: send each file or directory that is closed\n"
+	       "                       after writing or moved into OUTBOX, until SIGTERM\n"
+	       "  --sent-dir DIR       where sent entries go (default OUTBOX/sent)\n"
+	       "  --delete-sent        delete sent entries instead\n"
+	       "  --retry SECONDS      wait before sending a failed entry again (default 60)\n"
 	       "  --progress / --no-progress   progress bar (default: when stderr is a terminal)\n"
 	       "  -q, --quiet          print nothing on success (for cron)\n"
 	       "  -v, --verbose        more detail\n"
@@ -94,6 +106,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"no-gso", no_argument, NULL, 'G'},        {"progress", no_argument, NULL, 'p'},
 	    {"no-progress", no_argument, NULL, 'P'},   {"quiet", no_argument, NULL, 'q'},
 	    {"verbose", no_argument, NULL, 'v'},       {"sequence", required_argument, NULL, 'Q'},
+	    {"watch", required_argument, NULL, 'W'},   {"sent-dir", required_argument, NULL, 'D'},
+	    {"delete-sent", no_argument, NULL, 'X'},   {"retry", required_argument, NULL, 'Y'},
 	    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
 	char *end;
 	int c;
@@ -104,6 +118,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	                      .compress = 1,
 	                      .gso = 1,
 	                      .progress = -1,
+	                      .retry = 60,
 	                      .aead = AEAD_INVALID /* auto, after init */};
 	while ((c = getopt_long(argc, argv, "qvh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -165,6 +180,20 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'G':
 			o->gso = 0;
 			break;
+		case 'W':
+			o->watch = optarg;
+			break;
+		case 'D':
+			o->sent_dir = optarg;
+			break;
+		case 'X':
+			o->delete_sent = 1;
+			break;
+		case 'Y':
+			o->retry = (unsigned)strtoul(optarg, &end, 10);
+			if (*end || o->retry < 1 || o->retry > 86400)
+				return bad("--retry '%s' must be 1 to 86400 seconds", optarg);
+			break;
 		case 'p':
 			o->progress = 1;
 			break;
@@ -184,9 +213,21 @@ static int parse_args(int argc, char **argv, struct options *o)
 			return bad("%s", "invalid option");
 		}
 	}
-	if (optind != argc - 1)
-		return bad("%s", "give exactly one FILE to send");
-	o->path = argv[optind];
+	if (o->watch) {
+		if (optind != argc)
+			return bad("%s", "--watch sends what appears in OUTBOX: give no FILE");
+		if (o->name || o->sequence)
+			return bad("%s", "--name and --sequence cannot be used with --watch");
+		if (o->sent_dir && o->delete_sent)
+			return bad("%s", "choose --sent-dir or --delete-sent, not both");
+	} else {
+		if (optind != argc - 1)
+			return bad("%s",
+			           "give exactly one FILE or DIR to send (or --watch OUTBOX)");
+		if (o->sent_dir || o->delete_sent)
+			return bad("%s", "--sent-dir and --delete-sent go with --watch");
+		o->path = argv[optind];
+	}
 	if (!o->to)
 		return bad("%s", "--to HOST:PORT is required");
 	if (!o->rate)
@@ -206,8 +247,10 @@ static uint16_t symbol_size_for(unsigned mtu, int family)
 	return (uint16_t)(datagram - PROTO_SYMBOL_OVERHEAD);
 }
 
+/* wire_bytes and datagrams: this transfer's share of the socket's counters */
 static void summary(const struct options *o, const struct transfer_args *ta,
-                    const struct transfer_result *r, const struct udp_tx *tx)
+                    const struct transfer_result *r, const struct udp_tx *tx, uint64_t wire_bytes,
+                    uint64_t datagrams)
 {
 	char id[2 * PROTO_HASH_LEN + 1], sz[32];
 	double s = (double)r->seconds_ns / 1e9;
@@ -216,11 +259,11 @@ static void summary(const struct options *o, const struct transfer_args *ta,
 		return;
 	hex_encode(id, r->object_id, PROTO_HASH_LEN);
 	if (r->bundle)
-		printf("bundle of %" PRIu64 " files, ", r->files);
+		printf("bundle of %" PRIu64 " file%s, ", r->files, r->files == 1 ? "" : "s");
 	printf("sent %s: %s in %.2f s, %.0f Mb/s on the wire, %" PRIu64 " frames, "
 	       "FEC %.0f%%, %u pass%s, %s, %s\n",
 	       ta->name, fmt_bytes(sz, sizeof(sz), (double)r->size), s,
-	       s > 0 ? (double)tx->wire_bytes * 8 / s / 1e6 : 0.0, tx->datagrams, o->fec, o->repeat,
+	       s > 0 ? (double)wire_bytes * 8 / s / 1e6 : 0.0, datagrams, o->fec, o->repeat,
 	       o->repeat == 1 ? "" : "es", aead_name(o->aead),
 	       tx->use_gso ? "UDP GSO" : "sendmmsg");
 	printf("object %.16s  stored %.1f%% of raw  blake2b-256 ", id,
@@ -242,16 +285,95 @@ static int load_keys(const struct options *o, uint8_t *sk, uint8_t sid[KEYID_LEN
 	return 0;
 }
 
+/* What every send of this run shares. */
+struct run {
+	const struct options *o;
+	struct udp_tx *tx;
+	const uint8_t *sk;
+	uint8_t sid[KEYID_LEN], rid[KEYID_LEN], rpk[32];
+	char sidhex[2 * KEYID_LEN + 1];
+	char sdir[PATH_MAX];
+};
+
+/* Send one file or directory under name, with the next sequence number. */
+static int send_entry(void *ctx, const char *path, const char *name)
+{
+	struct run *run = ctx;
+	const struct options *o = run->o;
+	struct transfer_result res = {0};
+	struct transfer_args ta = {0};
+	char err[512];
+	uint64_t seq = o->sequence, bytes0 = run->tx->wire_bytes, dgrams0 = run->tx->datagrams;
+
+	if (!seq && seq_next(o->state_dir ? o->state_dir : run->sdir, run->sidhex, &seq, err,
+	                     sizeof(err)) < 0) {
+		log_err("%s", err);
+		return -1;
+	}
+	ta = (struct transfer_args){.path = path,
+	                            .name = name,
+	                            .tx = run->tx,
+	                            .symbol_size = symbol_size_for(o->mtu, run->tx->dst.ss_family),
+	                            .fec_pct = o->fec,
+	                            .compress = o->compress,
+	                            .passes = o->repeat,
+	                            .aead = o->aead,
+	                            .sequence = seq,
+	                            .expires = o->ttl ? wall_ns() / 1000000000u + o->ttl : 0,
+	                            .sign_sk = run->sk,
+	                            .sender_id = run->sid,
+	                            .receiver_pk = run->rpk,
+	                            .receiver_id = run->rid,
+	                            .progress =
+	                                o->progress < 0 ? !o->quiet && isatty(2) : o->progress};
+	if (transfer_file(&ta, &res, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		return -1;
+	}
+	summary(o, &ta, &res, run->tx, run->tx->wire_bytes - bytes0, run->tx->datagrams - dgrams0);
+	fflush(stdout);
+	return 0;
+}
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static int watch(struct run *run)
+{
+	const struct options *o = run->o;
+	struct spool_opts so = {.outbox = o->watch,
+	                        .sent_dir = o->sent_dir,
+	                        .delete_sent = o->delete_sent,
+	                        .retry_s = o->retry,
+	                        .settle_s = 2};
+	struct sigaction sa = {.sa_handler = on_stop};
+	char err[512];
+
+	/* A send in progress finishes first; whatever is left in the
+	 * outbox is sent at the next start. */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	if (spool_run(&so, send_entry, run, &stop_requested, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		return EXIT_FAILED;
+	}
+	return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o;
 	struct udp_tx tx = {.fd = -1};
 	struct sockaddr_storage dst;
 	socklen_t dlen;
-	struct transfer_args ta = {0};
-	struct transfer_result res = {0};
-	uint8_t sid[KEYID_LEN], rid[KEYID_LEN], rpk[32], *sk = NULL;
-	char err[512], sdir[PATH_MAX], sidhex[2 * KEYID_LEN + 1], *pathcopy = NULL;
+	struct run run = {.o = &o, .tx = &tx};
+	uint8_t *sk = NULL;
+	char err[512], *pathcopy = NULL;
 	int rc = EXIT_FAILED;
 
 	if (parse_args(argc, argv, &o) < 0)
@@ -268,44 +390,25 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
-	if (!sk || load_keys(&o, sk, sid, rpk, rid) < 0) {
+	if (!sk || load_keys(&o, sk, run.sid, run.rpk, run.rid) < 0) {
 		rc = EXIT_KEYS;
 		goto out;
 	}
-	key_id_hex(sidhex, sid);
-	ta.sequence = o.sequence;
-	if ((!o.sequence &&
-	     seq_next(o.state_dir ? o.state_dir : seq_default_dir(sdir, sizeof(sdir)), sidhex,
-	              &ta.sequence, err, sizeof(err)) < 0) ||
-	    udp_tx_open(&tx, &dst, dlen, o.rate, o.gso, err, sizeof(err)) < 0) {
+	run.sk = sk;
+	key_id_hex(run.sidhex, run.sid);
+	if (!o.state_dir)
+		seq_default_dir(run.sdir, sizeof(run.sdir));
+	if (udp_tx_open(&tx, &dst, dlen, o.rate, o.gso, err, sizeof(err)) < 0) {
 		log_err("%s", err);
+		goto out;
+	}
+	if (o.watch) {
+		rc = watch(&run);
 		goto out;
 	}
 	pathcopy = strdup(o.path);
-	if (!pathcopy)
-		goto out;
-	ta =
-	    (struct transfer_args){.path = o.path,
-	                           .name = o.name ? o.name : basename(pathcopy),
-	                           .tx = &tx,
-	                           .symbol_size = symbol_size_for(o.mtu, dst.ss_family),
-	                           .fec_pct = o.fec,
-	                           .compress = o.compress,
-	                           .passes = o.repeat,
-	                           .aead = o.aead,
-	                           .sequence = ta.sequence,
-	                           .expires = o.ttl ? wall_ns() / 1000000000u + o.ttl : 0,
-	                           .sign_sk = sk,
-	                           .sender_id = sid,
-	                           .receiver_pk = rpk,
-	                           .receiver_id = rid,
-	                           .progress = o.progress < 0 ? !o.quiet && isatty(2) : o.progress};
-	if (transfer_file(&ta, &res, err, sizeof(err)) < 0) {
-		log_err("%s", err);
-		goto out;
-	}
-	summary(&o, &ta, &res, &tx);
-	rc = EXIT_OK;
+	if (pathcopy && send_entry(&run, o.path, o.name ? o.name : basename(pathcopy)) == 0)
+		rc = EXIT_OK;
 out:
 	udp_tx_close(&tx);
 	sodium_free(sk);

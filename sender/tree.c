@@ -71,15 +71,16 @@ static int walk(struct tree *t, int dir, char *prefix, size_t plen, char *err, s
 		prefix[len] = '\0';
 		if (!proto_path_valid((const uint8_t *)prefix, len)) {
 			snprintf(err, errlen,
-			         "'%s' cannot be sent: bundle paths may not contain control "
+			         "'%s/%s' cannot be sent: bundle paths may not contain control "
 			         "characters; rename it",
-			         prefix);
+			         t->root, prefix);
 			rc = -EINVAL;
 			break;
 		}
 		if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			rc = -errno;
-			snprintf(err, errlen, "cannot stat %s: %s", prefix, strerror(errno));
+			snprintf(err, errlen, "cannot stat %s/%s: %s", t->root, prefix,
+			         strerror(errno));
 			break;
 		}
 		if (S_ISREG(st.st_mode)) {
@@ -90,8 +91,8 @@ static int walk(struct tree *t, int dir, char *prefix, size_t plen, char *err, s
 			    openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub < 0) {
 				rc = -errno;
-				snprintf(err, errlen, "cannot open directory %s: %s", prefix,
-				         strerror(errno));
+				snprintf(err, errlen, "cannot open directory %s/%s: %s", t->root,
+				         prefix, strerror(errno));
 				break;
 			}
 			rc = add(t, prefix, len, ENTRY_DIR, &st);
@@ -101,9 +102,9 @@ static int walk(struct tree *t, int dir, char *prefix, size_t plen, char *err, s
 				close(sub);
 		} else {
 			snprintf(err, errlen,
-			         "%s is %s; a bundle carries only regular files and directories "
+			         "%s/%s is %s; a bundle carries only regular files and directories "
 			         "(remove it or send its target instead)",
-			         prefix,
+			         t->root, prefix,
 			         S_ISLNK(st.st_mode) ? "a symbolic link" : "a special file");
 			rc = -EINVAL;
 		}
@@ -136,6 +137,7 @@ int tree_scan(struct tree *t, const char *path, char *err, size_t errlen)
 
 	memset(t, 0, sizeof(*t));
 	t->root_fd = -1;
+	t->root = path;
 	dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0) {
 		rc = -errno;

@@ -20,7 +20,8 @@ struct tree_entry {
 };
 
 struct tree {
-	int root_fd; /* the bundle directory, O_DIRECTORY */
+	int root_fd;      /* the bundle directory, O_DIRECTORY */
+	const char *root; /* its path as given, for messages */
 	struct tree_entry *e;
 	size_t n, cap;
 	uint64_t total; /* sum of the file sizes: the object size */

@@ -64,7 +64,7 @@ msg=$(send "$RP" "$src" --rate 400m 2>&1)
 rc=$?
 set -e
 check "a symlink in the tree is refused (exit 1)" test "$rc" -eq 1
-check "the message names it" grep -q "a/link is a symbolic link" <<<"$msg"
+check "the message names it" grep -q "feed/a/link is a symbolic link" <<<"$msg"
 rm "$src/a/link"
 mkfifo "$src/a/fifo"
 set +e
@@ -72,7 +72,7 @@ msg=$(send "$RP" "$src" --rate 400m 2>&1)
 rc=$?
 set -e
 check "a FIFO in the tree is refused (exit 1)" test "$rc" -eq 1
-check "the message calls it a special file" grep -q "a/fifo is a special file" <<<"$msg"
+check "the message calls it a special file" grep -q "feed/a/fifo is a special file" <<<"$msg"
 rm "$src/a/fifo"
 kill -TERM "$RPID"
 wait_exit "$RPID" 10 || true
