@@ -15,7 +15,8 @@
 #    (VmHWM) stays bounded;
 # 2. an announcement of a 100 GiB object signed by the trusted key (more than
 #    --max-object-size): refused with a "rejected" receipt, no staging file;
-#    a real 20 MiB send is refused the same way;
+#    a real 20 MiB send is refused the same way; replayed refused
+#    announcements must not grow the receipt log beyond one line per object;
 # 3. genuine announcements recorded earlier and played back (a replay needs
 #    no key): sessions stay within --max-sessions, and the legitimate
 #    transfer must still get through.
@@ -160,9 +161,26 @@ check "a real 20 MiB send over a 16 MiB limit is refused with a receipt" \
 	grep -q "\"event\":\"rejected\".*\"size\":$((20 << 20)).*--max-object-size" \
 	"$D/inbox/.sluice/receipts.jsonl"
 check "and nothing is published" test "$(inbox_files)" -eq 0
+# Recorded refusals played back: 300 distinct oversize announcements (as a
+# sender whose objects were refused once would have sent them), replayed
+# three times. One receipt per object is the most the log should take; more
+# means anyone on the low side can grow the receipt log (one fdatasync'd
+# line per datagram) for as long as they like. Fails today: the receiver
+# remembers only the last 256 finished session ids (receiver/session.h
+# dead[256]), so the 300 cycle through it and each replay is refused and
+# logged again.
+forge announce --to "127.0.0.1:9" --key "$T/keys/sender/sender.key" \
+	--recipient "$T/keys/receiver/receiver.pub" --count 300 --size $((100 << 30)) \
+	--save "$T/refused-300.bin"
+before=$(grep -c '"event":"rejected"' "$D/inbox/.sluice/receipts.jsonl")
+forge replay --to "127.0.0.1:$PORT" --file "$T/refused-300.bin" --count 3 --interval 300 --pps 2000
+sleep 1
+after=$(grep -c '"event":"rejected"' "$D/inbox/.sluice/receipts.jsonl")
+check "replaying 300 refused announcements 3 times logs at most 300 receipts ($((after - before)))" \
+	test $((after - before)) -le 300
 stop_recv
-check "refusals are counted once per object ($(stat_of announce_refused))" \
-	test "$(stat_of announce_refused)" -eq 2
+check "refusals are counted ($(stat_of announce_refused) >= 302)" \
+	test "$(stat_of announce_refused)" -ge 302
 check "repeats of a refused announcement are counted as finished ($(stat_of finished_session))" \
 	test "$(stat_of finished_session)" -ge 5
 
