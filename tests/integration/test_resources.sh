@@ -69,10 +69,12 @@ start_recv() {
 	PIDS+=("$RPID")
 	sleep 0.3
 }
-stop_recv() {
+stop_recv() { # SIGTERM; a clean exit 0 also means no sanitizer report
+	local rc=0
 	kill -TERM "$RPID" 2>/dev/null || true
 	for _ in $(seq 100); do kill -0 "$RPID" 2>/dev/null || break; sleep 0.1; done
-	wait "$RPID" 2>/dev/null || true
+	wait "$RPID" 2>/dev/null || rc=$?
+	check "$(basename "$D"): receiver exits 0 on SIGTERM (status $rc)" test "$rc" -eq 0
 }
 send() { # send FILE [args]
 	local f=$1
