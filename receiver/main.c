@@ -23,6 +23,7 @@
 
 #include <sodium.h>
 
+#include "common/config.h"
 #include "common/crypto.h"
 #include "common/keys.h"
 #include "common/log.h"
@@ -139,39 +140,46 @@ static int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'},
+                                         {"inbox", required_argument, NULL, 'i'},
+                                         {"key", required_argument, NULL, 'k'},
+                                         {"trust", required_argument, NULL, 't'},
+                                         {"state", required_argument, NULL, 's'},
+                                         {"receipts", required_argument, NULL, 'r'},
+                                         {"log-key", required_argument, NULL, 'L'},
+                                         {"session-timeout", required_argument, NULL, 'T'},
+                                         {"end-grace", required_argument, NULL, 'g'},
+                                         {"max-sessions", required_argument, NULL, 'S'},
+                                         {"keep-partial", required_argument, NULL, 'K'},
+                                         {"memory", required_argument, NULL, 'M'},
+                                         {"max-object-size", required_argument, NULL, 'X'},
+                                         {"rcvbuf", required_argument, NULL, 'B'},
+                                         {"ring", required_argument, NULL, 'R'},
+                                         {"file-mode", required_argument, NULL, 'F'},
+                                         {"stats", required_argument, NULL, 'x'},
+                                         {"metrics", required_argument, NULL, 'P'},
+                                         {"user", required_argument, NULL, 'U'},
+                                         {"no-sandbox", no_argument, NULL, 'N'},
+                                         {"sandbox-selftest", required_argument, NULL, 'Z'},
+                                         {"once", no_argument, NULL, '1'},
+                                         {"quiet", no_argument, NULL, 'q'},
+                                         {"verbose", no_argument, NULL, 'v'},
+                                         {"config", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+
 static int parse_args(int argc, char **argv, struct options *o, struct rcv_config *cfg)
 {
-	static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'},
-	                                         {"inbox", required_argument, NULL, 'i'},
-	                                         {"key", required_argument, NULL, 'k'},
-	                                         {"trust", required_argument, NULL, 't'},
-	                                         {"state", required_argument, NULL, 's'},
-	                                         {"receipts", required_argument, NULL, 'r'},
-	                                         {"log-key", required_argument, NULL, 'L'},
-	                                         {"session-timeout", required_argument, NULL, 'T'},
-	                                         {"end-grace", required_argument, NULL, 'g'},
-	                                         {"max-sessions", required_argument, NULL, 'S'},
-	                                         {"keep-partial", required_argument, NULL, 'K'},
-	                                         {"memory", required_argument, NULL, 'M'},
-	                                         {"max-object-size", required_argument, NULL, 'X'},
-	                                         {"rcvbuf", required_argument, NULL, 'B'},
-	                                         {"ring", required_argument, NULL, 'R'},
-	                                         {"file-mode", required_argument, NULL, 'F'},
-	                                         {"stats", required_argument, NULL, 'x'},
-	                                         {"metrics", required_argument, NULL, 'P'},
-	                                         {"user", required_argument, NULL, 'U'},
-	                                         {"no-sandbox", no_argument, NULL, 'N'},
-	                                         {"sandbox-selftest", required_argument, NULL, 'Z'},
-	                                         {"once", no_argument, NULL, '1'},
-	                                         {"quiet", no_argument, NULL, 'q'},
-	                                         {"verbose", no_argument, NULL, 'v'},
-	                                         {"help", no_argument, NULL, 'h'},
-	                                         {NULL, 0, NULL, 0}};
+	char cerr[600];
 	uint64_t v;
 	double d;
 	char *end;
 	int c;
 
+	if (config_apply(argc, argv, longopts, &argc, &argv, cerr, sizeof(cerr)) < 0) {
+		fprintf(stderr, "sluice-recv: %s\n", cerr);
+		return -1;
+	}
 	*o =
 	    (struct options){.rcvbuf = 64 << 20, .ring_bytes = (size_t)64 << 20, .file_mode = 0644};
 	cfg->max_sessions = 16;
@@ -274,6 +282,8 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 				return bad(
 				    "--file-mode must be octal permission bits like 0640, not",
 				    optarg);
+			break;
+		case 'c': /* read by config_apply before parsing */
 			break;
 		case 'h':
 			usage(stdout);

@@ -23,6 +23,7 @@
 
 #include <sodium.h>
 
+#include "common/config.h"
 #include "common/crypto.h"
 #include "common/keys.h"
 #include "common/log.h"
@@ -94,24 +95,42 @@ static int bad(const char *fmt, const char *arg)
 	return -1;
 }
 
+static const struct option longopts[] = {{"to", required_argument, NULL, 't'},
+                                         {"rate", required_argument, NULL, 'r'},
+                                         {"key", required_argument, NULL, 'k'},
+                                         {"recipient", required_argument, NULL, 'R'},
+                                         {"fec", required_argument, NULL, 'f'},
+                                         {"mtu", required_argument, NULL, 'm'},
+                                         {"name", required_argument, NULL, 'n'},
+                                         {"repeat", required_argument, NULL, 'N'},
+                                         {"no-compress", no_argument, NULL, 'C'},
+                                         {"aead", required_argument, NULL, 'a'},
+                                         {"expires", required_argument, NULL, 'e'},
+                                         {"state-dir", required_argument, NULL, 's'},
+                                         {"no-gso", no_argument, NULL, 'G'},
+                                         {"progress", no_argument, NULL, 'p'},
+                                         {"no-progress", no_argument, NULL, 'P'},
+                                         {"quiet", no_argument, NULL, 'q'},
+                                         {"verbose", no_argument, NULL, 'v'},
+                                         {"sequence", required_argument, NULL, 'Q'},
+                                         {"watch", required_argument, NULL, 'W'},
+                                         {"sent-dir", required_argument, NULL, 'D'},
+                                         {"delete-sent", no_argument, NULL, 'X'},
+                                         {"retry", required_argument, NULL, 'Y'},
+                                         {"config", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	static const struct option longopts[] = {
-	    {"to", required_argument, NULL, 't'},      {"rate", required_argument, NULL, 'r'},
-	    {"key", required_argument, NULL, 'k'},     {"recipient", required_argument, NULL, 'R'},
-	    {"fec", required_argument, NULL, 'f'},     {"mtu", required_argument, NULL, 'm'},
-	    {"name", required_argument, NULL, 'n'},    {"repeat", required_argument, NULL, 'N'},
-	    {"no-compress", no_argument, NULL, 'C'},   {"aead", required_argument, NULL, 'a'},
-	    {"expires", required_argument, NULL, 'e'}, {"state-dir", required_argument, NULL, 's'},
-	    {"no-gso", no_argument, NULL, 'G'},        {"progress", no_argument, NULL, 'p'},
-	    {"no-progress", no_argument, NULL, 'P'},   {"quiet", no_argument, NULL, 'q'},
-	    {"verbose", no_argument, NULL, 'v'},       {"sequence", required_argument, NULL, 'Q'},
-	    {"watch", required_argument, NULL, 'W'},   {"sent-dir", required_argument, NULL, 'D'},
-	    {"delete-sent", no_argument, NULL, 'X'},   {"retry", required_argument, NULL, 'Y'},
-	    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+	char cerr[600];
 	char *end;
 	int c;
 
+	if (config_apply(argc, argv, longopts, &argc, &argv, cerr, sizeof(cerr)) < 0) {
+		fprintf(stderr, "sluice-send: %s\n", cerr);
+		return -1;
+	}
 	*o = (struct options){.fec = 10,
 	                      .mtu = 1500,
 	                      .repeat = 1,
@@ -205,6 +224,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'v':
 			o->verbose = 1;
+			break;
+		case 'c': /* read by config_apply before parsing */
 			break;
 		case 'h':
 			usage(stdout);
