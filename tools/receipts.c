@@ -78,18 +78,33 @@ static const char *prog = "sluice-receipts";
 /* ---- output helpers ---------------------------------------------------- */
 
 /* Bytes from the log as the terminal should see them: printable ASCII as
- * is, anything else as \xHH, so a hostile name cannot drive the terminal. */
-static void put_bytes(FILE *f, const char *s, size_t n)
+ * is, a backslash doubled, anything else as \xHH, so a hostile name cannot
+ * drive the terminal. out holds 4*n+1 bytes. */
+static void escape(char *out, const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		if (c >= 0x20 && c <= 0x7e && c != '\\')
-			fputc(c, f);
-		else if (c == '\\')
-			fputs("\\\\", f);
-		else
-			fprintf(f, "\\x%02x", c);
+		if (c >= 0x20 && c <= 0x7e && c != '\\') {
+			*out++ = (char)c;
+		} else if (c == '\\') {
+			*out++ = '\\';
+			*out++ = '\\';
+		} else {
+			snprintf(out, 5, "\\x%02x", c);
+			out += 4;
+		}
+	}
+	*out = '\0';
+}
+
+static void put_bytes(FILE *f, const char *s, size_t n)
+{
+	char one[5];
+
+	for (size_t i = 0; i < n; i++) {
+		escape(one, s + i, 1);
+		fputs(one, f);
 	}
 }
 
@@ -561,13 +576,14 @@ static void rehash_one(struct walk *w, const struct logfile *lf, int dfd, const 
                        struct rehash_count *rc)
 {
 	const struct line *l = &lf->lines[e->line];
-	char want_hex[65], got_hex[65];
+	char want_hex[65], got_hex[65], name[4 * sizeof(e->name) + 1];
 	uint8_t want[32], got[32];
 	uint64_t size = 0;
 	struct stat sb;
 	size_t hlen;
 	int fd, err;
 
+	escape(name, e->name, e->name_len); /* a hostile name must not drive the terminal */
 	if (!e->name_ok) {
 		problem(w, lf, e->line,
 		        "the published name is not a plain file name; it was not looked up");
@@ -578,19 +594,18 @@ static void rehash_one(struct walk *w, const struct logfile *lf, int dfd, const 
 		rc->missing++;
 		if (w->print) {
 			printf("missing: line %zu: ", e->line + 1);
-			put_bytes(stdout, e->name, e->name_len);
-			printf(" is no longer in the inbox (moved or deleted)\n");
+			printf("%s is no longer in the inbox (moved or deleted)\n", name);
 		}
 		return;
 	}
 	if (fd < 0) {
 		err = errno;
-		problem(w, lf, e->line, "cannot open %s in the inbox: %s%s", e->name, strerror(err),
+		problem(w, lf, e->line, "cannot open %s in the inbox: %s%s", name, strerror(err),
 		        err == ELOOP ? " (a symbolic link: sluice-recv never publishes one)" : "");
 		return;
 	}
 	if (fstat(fd, &sb) < 0 || (e->bundle ? !S_ISDIR(sb.st_mode) : !S_ISREG(sb.st_mode))) {
-		problem(w, lf, e->line, "%s in the inbox is not the %s that was published", e->name,
+		problem(w, lf, e->line, "%s in the inbox is not the %s that was published", name,
 		        e->bundle ? "directory" : "regular file");
 		goto out;
 	}
@@ -610,12 +625,12 @@ static void rehash_one(struct walk *w, const struct logfile *lf, int dfd, const 
 		problem(w, lf, e->line,
 		        "%s in the inbox is %jd bytes, the published record says %" PRIu64
 		        ": modified after publication",
-		        e->name, (intmax_t)sb.st_size, size);
+		        name, (intmax_t)sb.st_size, size);
 		goto out;
 	}
 	err = hash_file(fd, got);
 	if (err < 0) {
-		problem(w, lf, e->line, "cannot read %s in the inbox: %s", e->name, strerror(-err));
+		problem(w, lf, e->line, "cannot read %s in the inbox: %s", name, strerror(-err));
 		goto out;
 	}
 	if (sodium_memcmp(got, want, 32) != 0) {
@@ -624,7 +639,7 @@ static void rehash_one(struct walk *w, const struct logfile *lf, int dfd, const 
 		problem(w, lf, e->line,
 		        "%s in the inbox has blake2b %s, the published record says %s: modified "
 		        "after publication",
-		        e->name, got_hex, want_hex);
+		        name, got_hex, want_hex);
 		goto out;
 	}
 	rc->same++;
@@ -943,13 +958,17 @@ static void put_what(const struct logfile *lf, size_t i)
 	char v[1024];
 	size_t len;
 
-	if (receipt_get_str(line_ptr(lf, i), lf->lines[i].len, "name", v, sizeof(v), &len) == 0)
+	if (receipt_get_str(line_ptr(lf, i), lf->lines[i].len, "name", v, sizeof(v), &len) == 0) {
 		put_bytes(stdout, v, len);
-	else if (receipt_get_str(line_ptr(lf, i), lf->lines[i].len, "object", v, sizeof(v), &len) ==
-	         0)
-		printf("object %.16s...", v);
-	else
+		return;
+	}
+	if (receipt_get_str(line_ptr(lf, i), lf->lines[i].len, "object", v, sizeof(v), &len) != 0) {
 		printf("?");
+		return;
+	}
+	printf("object ");
+	put_bytes(stdout, v, len < 16 ? len : 16);
+	printf("...");
 }
 
 static bool selected(const struct logfile *lf, size_t i, const char *since)
