@@ -1,7 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* Paced UDP transmission: a token bucket over wire bytes, UDP GSO batches
  * (UDP_SEGMENT) with a sendmmsg fallback. The socket is never connected and
- * never read: a diode gives no answer, and ICMP errors must not stop us. */
+ * never read: a diode gives no answer, and ICMP errors must not stop us.
+ *
+ * udp_tx_send copies the frames into a bounded queue and returns; a
+ * transmit thread drains the queue at the paced rate. Without it the wire
+ * went quiet while the caller encoded the next group, and the achieved rate
+ * fell short of --rate (by 18% at 1 Gb/s, docs/PERFORMANCE.md). The queue
+ * holds about QUEUE_NS of traffic, so the wire lags the caller by at most
+ * that much. */
 #ifndef SLUICE_SENDER_UDP_H
 #define SLUICE_SENDER_UDP_H
 
@@ -11,19 +18,23 @@
 
 #define UDP_TX_MAX_BATCH 64
 
+struct udp_txq;
+
 struct udp_tx {
 	int fd;
-	int use_gso;
+	_Atomic int use_gso; /* cleared by the transmit thread on fallback */
 	struct sockaddr_storage dst;
 	socklen_t dst_len;
 	unsigned overhead; /* IP + UDP header bytes counted against the rate */
 	uint64_t rate_bps;
 	uint64_t t_next; /* CLOCK_MONOTONIC ns when the next byte may leave */
-	/* counters */
+	/* counters of frames accepted by udp_tx_send (queued or already sent) */
 	uint64_t datagrams;
 	uint64_t wire_bytes;
+	/* counters of the transmit thread, final after udp_tx_flush */
 	uint64_t syscalls;
 	uint64_t retries;
+	struct udp_txq *q; /* NULL until udp_tx_open succeeds */
 };
 
 /* allow_gso = 0 forces the sendmmsg path (benchmarks, old kernels).
@@ -32,9 +43,15 @@ __attribute__((warn_unused_result)) int udp_tx_open(struct udp_tx *t,
                                                     const struct sockaddr_storage *dst,
                                                     socklen_t dst_len, uint64_t rate_bps,
                                                     int allow_gso, char *err, size_t errlen);
-/* Send n frames of equal length frame_len, in order, paced. 0 or -errno. */
+/* Queue n frames of equal length frame_len, in order, to be sent paced.
+ * Blocks while the queue is full. 0, or the -errno of an earlier send that
+ * failed (sticky: every later call returns it too). */
 __attribute__((warn_unused_result)) int udp_tx_send(struct udp_tx *t, uint8_t *const *frames,
                                                     unsigned n, size_t frame_len);
+/* Wait until every queued frame has been handed to the kernel. 0 or -errno
+ * of the first failed send. */
+__attribute__((warn_unused_result)) int udp_tx_flush(struct udp_tx *t);
+/* Flush (logging a failure), stop the thread, close the socket. */
 void udp_tx_close(struct udp_tx *t);
 
 #endif
