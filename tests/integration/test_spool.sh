@@ -80,12 +80,21 @@ wait_exit "$SPID" 10 || true
 check "every spooled object has one published receipt" \
 	test "$(receipt_count spool published)" -eq 5
 
-# --- cron-style: empty environment, no terminal, -q ---
+# --- cron-style: empty environment, no terminal, settings in a config file ---
+cat >"$T/send.conf" <<CONF
+# written like docs/examples/sluice-send.conf
+to = 127.0.0.1:$RP
+rate = 300m
+fec = 10%
+key = $T/keys/sender/sender.key
+recipient = $T/keys/receiver/receiver.pub
+state-dir = $T/cron-state
+quiet
+CONF
+chmod 600 "$T/send.conf"
 cat >"$T/cron-job.sh" <<JOB
 #!/bin/sh
-exec "$B/sluice-send" -q --to 127.0.0.1:$RP --rate 300m --fec 10 \
-	--key "$T/keys/sender/sender.key" --recipient "$T/keys/receiver/receiver.pub" \
-	--state-dir "$T/cron-state" "\$1"
+exec "$B/sluice-send" --config "$T/send.conf" "\$1"
 JOB
 chmod +x "$T/cron-job.sh"
 head -c 100000 /dev/urandom >"$T/nightly.bin"
@@ -110,6 +119,23 @@ set -e
 chmod 600 "$T/keys/sender/sender.key"
 check "a readable secret key is refused with exit 3" test "$rc" -eq 3
 check "and the message says how to fix it" grep -q "chmod 600" "$T/cron.out"
+
+chmod 664 "$T/send.conf"
+set +e
+env -i /bin/sh "$T/cron-job.sh" "$T/nightly.bin" </dev/null >"$T/cron.out" 2>&1
+rc=$?
+set -e
+check "a group-writable config file is refused (exit 2)" test "$rc" -eq 2
+check "and the message says how to fix it" grep -q "chmod go-w" "$T/cron.out"
+
+# the shipped examples parse (their paths are not there, so stop at --help)
+parses() { "$B/$1" --config "$2" --help >/dev/null; }
+for f in sluice-send sluice-recv; do
+	cp "$(dirname "$0")/../../docs/examples/$f.conf" "$T/$f.conf"
+	chmod 600 "$T/$f.conf"
+	check "docs/examples/$f.conf is a valid $f configuration" \
+		parses "$f" "$T/$f.conf"
+done
 
 kill -TERM "$RPID"
 wait_exit "$RPID" 10 || true
