@@ -410,6 +410,7 @@ static size_t collect(const struct receiver *r, const struct net_rx *n, uint64_t
 	C(announce_untrusted);
 	C(announce_bad_signature);
 	C(announce_refused);
+	C(sessions_evicted);
 	C(published);
 	C(failed);
 	C(duplicates);

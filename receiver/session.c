@@ -291,11 +291,44 @@ static const struct trusted_key *trusted(const struct receiver *r, const uint8_t
 	return NULL;
 }
 
+#define REFUSAL_BURST   20.0
+#define REFUSAL_PER_SEC 0.2
+
+/* One more refusal receipt allowed? Past the bucket, refusals are only
+ * counted, and rcv_tick writes how many were left out. */
+static void refusal_refill(struct receiver *r, uint64_t now)
+{
+	if (r->refusal_refill == 0)
+		r->refusal_tokens = REFUSAL_BURST;
+	else
+		r->refusal_tokens += (double)(now - r->refusal_refill) / 1e9 * REFUSAL_PER_SEC;
+	if (r->refusal_tokens > REFUSAL_BURST)
+		r->refusal_tokens = REFUSAL_BURST;
+	r->refusal_refill = now;
+}
+
+static int refusal_may_log(struct receiver *r, uint64_t now)
+{
+	refusal_refill(r, now);
+	if (r->refusal_tokens < 1.0) {
+		r->refusals_unlogged++;
+		return 0;
+	}
+	r->refusal_tokens -= 1.0;
+	return 1;
+}
+
 static void refuse(struct receiver *r, const struct announce *an, const struct trusted_key *k,
                    const char *reason)
 {
-	struct receipt_rec *rec = receipt_begin(r->log, "rejected");
+	struct receipt_rec *rec;
 	char kid[2 * PROTO_KEYID_LEN + 1];
+
+	r->stats.announce_refused++;
+	r->dead[r->dead_next++ % (sizeof(r->dead) / sizeof(r->dead[0]))] = an->hdr.session_id;
+	if (!refusal_may_log(r, now_ns()))
+		return;
+	rec = receipt_begin(r->log, "rejected");
 
 	hex_encode(kid, k->id, PROTO_KEYID_LEN);
 	receipt_hex(rec, "object", an->object_id, PROTO_HASH_LEN);
@@ -306,8 +339,6 @@ static void refuse(struct receiver *r, const struct announce *an, const struct t
 	receipt_write(rec);
 	log_warn("refused an object of %" PRIu64 " bytes from %s: %s", an->object_size, kid,
 	         reason);
-	r->stats.announce_refused++;
-	r->dead[r->dead_next++ % (sizeof(r->dead) / sizeof(r->dead[0]))] = an->hdr.session_id;
 }
 
 static int session_alloc(struct receiver *r, struct session *s)
@@ -352,6 +383,26 @@ static int open_session_key(struct receiver *r, struct session *s)
 	return rc;
 }
 
+/* The table is full: make room for an announcement newer than the oldest
+ * transfer in it. Announcements can be replayed by anyone on the low side
+ * but not forged, so a replayed one is always older than the transfer a
+ * trusted sender is starting now, and cannot keep it out. Returns 1 when a
+ * slot was freed. */
+static int evict_older(struct receiver *r, const struct announce *an)
+{
+	struct session *oldest = NULL;
+
+	for (unsigned i = 0; i < r->nsessions; i++)
+		if (!oldest || r->sessions[i]->an.created_ns < oldest->an.created_ns)
+			oldest = r->sessions[i];
+	if (!oldest || oldest->an.created_ns >= an->created_ns)
+		return 0;
+	r->stats.sessions_evicted++;
+	session_fail(r, oldest, "incomplete",
+	             "the session table was full and a newer transfer arrived (--max-sessions)");
+	return 1;
+}
+
 static void new_session(struct receiver *r, const uint8_t *buf, const struct announce *an,
                         const struct trusted_key *k, uint64_t now)
 {
@@ -362,7 +413,7 @@ static void new_session(struct receiver *r, const uint8_t *buf, const struct ann
 		refuse(r, an, k, "object larger than --max-object-size");
 		return;
 	}
-	if (r->nsessions >= r->cfg->max_sessions) {
+	if (r->nsessions >= r->cfg->max_sessions && !evict_older(r, an)) {
 		r->stats.announce_refused++; /* not dead: it may fit later */
 		log_debug("session table full, ignoring an announcement");
 		return;
@@ -421,8 +472,9 @@ static void handle_announce(struct receiver *r, const uint8_t *buf, size_t len, 
 		/* Repeats are byte-identical; a different one with the same
 		 * session id is a forgery attempt. */
 		if (memcmp(s->announce_raw, buf, PROTO_ANNOUNCE_LEN) == 0) {
+			/* Not a sign of life: anyone can replay an announcement.
+			 * Only AEAD frames keep a session from timing out. */
 			r->stats.announce_repeat++;
-			s->last_seen = now;
 		} else {
 			r->stats.announce_bad_signature++;
 		}
@@ -958,6 +1010,17 @@ static void publish(struct receiver *r, struct session *s)
 
 void rcv_tick(struct receiver *r, uint64_t now)
 {
+	refusal_refill(r, now);
+	if (r->refusals_unlogged && r->refusal_tokens >= 1.0) {
+		struct receipt_rec *rec = receipt_begin(r->log, "rate-limited");
+		receipt_u64(rec, "refusals_not_logged", r->refusals_unlogged);
+		receipt_write(rec);
+		log_warn("%" PRIu64
+		         " refused announcements were not logged one by one (rate limit)",
+		         r->refusals_unlogged);
+		r->refusals_unlogged = 0;
+		r->refusal_tokens -= 1.0;
+	}
 	if (now >= r->next_expiry) {
 		int n = partial_expire(r->st, r->cfg->partial_keep_s);
 		if (n > 0)

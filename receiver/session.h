@@ -53,6 +53,7 @@ struct rcv_stats {
 	uint64_t announce_untrusted;
 	uint64_t announce_bad_signature;
 	uint64_t announce_refused;
+	uint64_t sessions_evicted; /* by a newer announcement, table full */
 	uint64_t published;
 	uint64_t failed;
 	uint64_t duplicates; /* objects already published, not published again */
@@ -72,7 +73,12 @@ struct receiver {
 	uint8_t *readback; /* one block read back for the content hash */
 	size_t raw_cap;
 	uint64_t next_expiry; /* when to look for stale partials next */
-	uint64_t dead[256];   /* recently finished session ids */
+	uint64_t dead[1024];  /* recently finished or refused session ids */
+	/* refusal receipts: a token bucket, so replayed announcements cannot
+	 * grow the receipt log without bound */
+	double refusal_tokens;
+	uint64_t refusal_refill; /* when tokens were last added */
+	uint64_t refusals_unlogged;
 	unsigned dead_next;
 	struct rcv_stats stats;
 };
