@@ -78,8 +78,11 @@ struct fixture {
 	struct frame *frames;
 	unsigned nframes;
 	struct frame announce;
+	/* the sender's side of the session, to seal frames of our own */
+	struct aead_ctx *aead;
+	uint64_t next_counter;
 	/* replay model: counters the receiver accepted */
-	uint64_t seen[MAXFRAMES];
+	uint64_t seen[MAXFRAMES * 8];
 	unsigned nseen;
 	uint64_t top;
 	/* tallies */
@@ -119,7 +122,7 @@ static const char *stat_name(size_t i)
  * must be rejected, else the frame type. */
 static int model_header(const uint8_t *b, size_t len)
 {
-	if (len < 32 || memcmp(b, "SLCE", 4) != 0 || b[4] != 1 || b[5] < 1 || b[5] > 5)
+	if (len < 32 || memcmp(b, "SLCE", 4) != 0 || b[4] != 1 || b[5] < 1 || b[5] > FRAME_TYPE_MAX)
 		return -1;
 	if (get_le16(b + 6) != 0 || get_le16(b + 30) != 0 || get_le16(b + 28) > 254)
 		return -1;
@@ -130,6 +133,11 @@ static int model_header(const uint8_t *b, size_t len)
 		return counter == 0 && block == 0 && sym == 0 ? b[5] : -1;
 	if ((b[5] == FRAME_HEARTBEAT || b[5] == FRAME_END) && (block != 0 || sym != 0))
 		return -1;
+#ifdef PROTO_BEACON_LEN
+	/* BEACON (type 6): no block or symbol, a non-zero link id */
+	if (b[5] == FRAME_BEACON && (block != 0 || sym != 0 || get_le64(b + 8) == 0))
+		return -1;
+#endif
 	return counter != 0 ? b[5] : -1;
 }
 
@@ -191,6 +199,15 @@ static size_t expect(const struct fixture *f, const uint8_t *b, size_t len, int 
 		return IDX(bad_header);
 	if (t == FRAME_ANNOUNCE)
 		return expect_announce(f, b, len, live);
+#ifdef PROTO_BEACON_LEN
+	if (t == FRAME_BEACON) {
+		/* A type byte turned into BEACON: the wrong length for one.
+		 * No single mutation of our frames makes a 160-byte one. */
+		if (len == PROTO_BEACON_LEN)
+			fail_msg("model: a BEACON-shaped mutant of the right length");
+		return IDX(beacon_bad);
+	}
+#endif
 	if (get_le64(b + 8) != f->session_id)
 		return IDX(unknown_session);
 	if (len != (t == FRAME_MANIFEST || t == FRAME_DATA ? S + 56u : 80u))
@@ -207,10 +224,13 @@ static void snapshot(const struct receiver *r, uint64_t out[NSTATS])
 	memcpy(out, &r->stats, sizeof(r->stats));
 }
 
+#define NONE ((size_t)-1)
+
 /* Feed one datagram (a copy: the receiver decrypts in place) and check
- * that datagrams and exactly the counter `want` went up by one. */
-static void feed_expect(struct fixture *f, const uint8_t *b, size_t len, size_t want,
-                        const char *what, const char *how, size_t pos)
+ * that datagrams, the counter `want` and, unless NONE, `want2` went up by
+ * one and nothing else changed. */
+static void feed_expect2(struct fixture *f, const uint8_t *b, size_t len, size_t want, size_t want2,
+                         const char *what, const char *how, size_t pos)
 {
 	static uint8_t copy[PROTO_MAX_DATAGRAM + 4096];
 	uint64_t before[NSTATS], after[NSTATS];
@@ -222,11 +242,71 @@ static void feed_expect(struct fixture *f, const uint8_t *b, size_t len, size_t 
 	snapshot(&f->r, after);
 	for (size_t i = 0; i < NSTATS; i++) {
 		uint64_t d = after[i] - before[i];
-		uint64_t w = i == IDX(datagrams) || i == want;
+		uint64_t w = i == IDX(datagrams) || i == want || i == want2;
 		if (d != w)
 			fail_msg("%s, %s at %zu (len %zu): counter %s changed by %" PRIu64
-			         ", expected the datagram counted under %s only",
-			         what, how, pos, len, stat_name(i), d, stat_name(want));
+			         ", expected the datagram counted under %s%s%s only",
+			         what, how, pos, len, stat_name(i), d, stat_name(want),
+			         want2 == NONE ? "" : " and ",
+			         want2 == NONE ? "" : stat_name(want2));
+	}
+}
+
+static void feed_expect(struct fixture *f, const uint8_t *b, size_t len, size_t want,
+                        const char *what, const char *how, size_t pos)
+{
+	feed_expect2(f, b, len, want, NONE, what, how, pos);
+}
+
+/* A frame as a sender holding the session key would make it: fr opened,
+ * its plaintext byte at pos (from 32) replaced by val, sealed again with
+ * the next unused counter. Returns that counter. */
+static uint64_t reseal(struct fixture *f, const struct frame *fr, size_t pos, uint8_t val,
+                       uint8_t *out)
+{
+	memcpy(out, fr->buf, fr->len);
+	assert_int_equal(aead_open_frame(f->aead, out, fr->len), 0);
+	assert_true(pos >= PROTO_HEADER_LEN && pos < fr->len - PROTO_TAG_LEN);
+	out[pos] = val;
+	put_le64(out + 16, ++f->next_counter);
+	assert_int_equal(aead_seal_frame(f->aead, out, fr->len), 0);
+	return f->next_counter;
+}
+
+static void model_accept(struct fixture *f, uint64_t counter)
+{
+	assert_true(f->nseen < MAXFRAMES * 8);
+	f->seen[f->nseen++] = counter;
+	if (counter > f->top)
+		f->top = counter;
+}
+
+/* Authenticated but inconsistent: every single-bit flip and 0x00/0xff of
+ * the 8-byte symbol header, sealed with the real session key. The AEAD
+ * passes (accepted), the symbol header or FEC-state check must refuse it
+ * (bad_symbol) before anything reaches the decoder. */
+static void mutate_symhdr_sealed(struct fixture *f, const struct frame *fr)
+{
+	static uint8_t m[PROTO_MAX_DATAGRAM];
+	char what[64];
+
+	snprintf(what, sizeof(what), "%s (sealed by the key holder)", fr->what);
+	for (size_t pos = PROTO_HEADER_LEN; pos < PROTO_HEADER_LEN + PROTO_SYMHDR_LEN; pos++) {
+		uint8_t orig;
+		memcpy(m, fr->buf, fr->len);
+		assert_int_equal(aead_open_frame(f->aead, m, fr->len), 0);
+		orig = m[pos];
+		for (unsigned v = 0; v < 10; v++) {
+			uint8_t val = v < 8 ? (uint8_t)(orig ^ (1u << v)) : v == 8 ? 0x00 : 0xff;
+			if (val == orig) {
+				f->noops++;
+				continue;
+			}
+			model_accept(f, reseal(f, fr, pos, val, m));
+			feed_expect2(f, m, fr->len, IDX(accepted), IDX(bad_symbol), what,
+			             v < 8 ? "bit flip" : "byte replaced", pos);
+			f->mutants++;
+		}
 	}
 }
 
@@ -366,7 +446,8 @@ static void build_object(struct fixture *f, enum aead_alg alg)
 	assert_int_equal(enc_status(&e, FRAME_END, 1, 1, end->buf), 0);
 	end->len = PROTO_STATUS_FRAME_LEN;
 	end->counter = get_le64(end->buf + 16);
-	aead_free(e.aead);
+	f->aead = e.aead; /* kept: some tests seal frames of their own */
+	f->next_counter = e.counter;
 	enc_free(&e);
 	free(manifest);
 }
@@ -427,6 +508,7 @@ static void fixture_free(struct fixture *f)
 	ledger_close(&f->ledger);
 	staging_close(&f->st);
 	sodium_free(f->cfg.box_sk);
+	aead_free(f->aead);
 	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	free(f->frames);
 	free(f);
@@ -493,9 +575,7 @@ static void feed_genuine(struct fixture *f, struct frame *fr)
 {
 	feed_expect(f, fr->buf, fr->len, IDX(accepted), fr->what, "original", 0);
 	fr->fed = 1;
-	f->seen[f->nseen++] = fr->counter;
-	if (fr->counter > f->top)
-		f->top = fr->counter;
+	model_accept(f, fr->counter);
 	feed_expect(f, fr->buf, fr->len, IDX(replayed), fr->what, "original, again", 0);
 }
 
@@ -547,6 +627,9 @@ static void run(enum aead_alg alg)
 	/* A mutant of an already accepted frame: the replay window now
 	 * refuses anything with its counter, before the AEAD is tried. */
 	mutate_all(f, targets[1], 1);
+	/* Symbol headers that only a key holder could produce. */
+	for (size_t i = 0; i < 4; i++)
+		mutate_symhdr_sealed(f, targets[i]);
 
 	/* 4. The rest of the object: it must still publish, identical. */
 	for (unsigned i = 0; i < f->nframes; i++)
@@ -563,6 +646,72 @@ static void run(enum aead_alg alg)
 	assert_memory_equal(got, f->content, OBJ_SIZE);
 	print_message("%s: %lu mutants rejected as predicted, %lu no-op replacements skipped\n",
 	              aead_name(alg), f->mutants, f->noops);
+	fixture_free(f);
+}
+
+static void feed_copy(struct fixture *f, const uint8_t *b, size_t len)
+{
+	static uint8_t copy[PROTO_MAX_DATAGRAM];
+
+	memcpy(copy, b, len);
+	rcv_handle(&f->r, copy, len, NOW);
+}
+
+static int file_contains(const char *path, const char *needle)
+{
+	static char buf[1 << 16];
+	FILE *fp = fopen(path, "r");
+	size_t n;
+
+	if (!fp)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	return strstr(buf, needle) != NULL;
+}
+
+/* One data symbol with a flipped payload bit, sealed with the session key
+ * (a sender holding the key, or a bug in it): the AEAD cannot catch it, the
+ * block hash in the signed manifest must. The object is rejected, nothing
+ * is published, staging is emptied, the receipt says why. */
+static void test_sealed_corrupt_payload(void **state)
+{
+	struct fixture *f = fixture_new(AEAD_XCHACHA20POLY1305);
+	static uint8_t m[PROTO_MAX_DATAGRAM];
+	char path[160];
+
+	(void)state;
+	feed_copy(f, f->announce.buf, f->announce.len);
+	assert_int_equal(f->r.nsessions, 1);
+	for (unsigned i = 0; i < f->nframes; i++)
+		if (f->frames[i].buf[5] == FRAME_MANIFEST)
+			feed_copy(f, f->frames[i].buf, f->frames[i].len);
+	assert_int_equal(f->r.stats.failed, 0);
+	for (unsigned sym = 0; sym < KMAX; sym++) {
+		const struct frame *fr = find_frame(f, FRAME_DATA, 0, sym);
+		if (sym == 1) {
+			size_t pos = PROTO_HEADER_LEN + PROTO_SYMHDR_LEN + 123;
+			uint8_t plain[PROTO_MAX_DATAGRAM];
+			memcpy(plain, fr->buf, fr->len);
+			assert_int_equal(aead_open_frame(f->aead, plain, fr->len), 0);
+			reseal(f, fr, pos, (uint8_t)(plain[pos] ^ 0x10), m);
+			feed_copy(f, m, fr->len);
+		} else {
+			feed_copy(f, fr->buf, fr->len);
+		}
+	}
+	assert_int_equal(f->r.stats.bad_tag, 0);
+	assert_int_equal(f->r.stats.failed, 1);
+	assert_int_equal(f->r.stats.published, 0);
+	assert_int_equal(f->r.nsessions, 0);
+	snprintf(path, sizeof(path), "%s/inbox/%s", f->dir, NAME);
+	assert_int_equal(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/state/staging", f->dir);
+	assert_int_equal(staging_clean(&f->st), 0); /* nothing left to clean */
+	snprintf(path, sizeof(path), "%s/state/receipts.jsonl", f->dir);
+	assert_true(file_contains(path, "\"event\":\"rejected\""));
+	assert_true(file_contains(path, "a block does not match its hash in the manifest"));
 	fixture_free(f);
 }
 
@@ -585,6 +734,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_mutants_xchacha),
 	    cmocka_unit_test(test_mutants_aesgcm),
+	    cmocka_unit_test(test_sealed_corrupt_payload),
 	};
 
 	if (crypto_setup() < 0)
