@@ -1,0 +1,402 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Loopback benchmark: sluice against the raw UDP ceiling and udpcast.
+#
+#   udp_ceiling send ──UDP GSO──► udp_ceiling sink          (a) raw ceiling, no FEC/crypto
+#   sluice-send ──────FEC+AEAD──► sluice-recv → inbox       (b) sluice, --fec 10%
+#   udp-sender --async --fec ──► udp-receiver → file        (c) udpcast one-way, ~10% FEC
+#   sluice-send ─────────────────► udp_ceiling sink          pacing: achieved vs --rate
+#
+# For (a)-(c) a short bounded ladder of rates finds the highest one that still
+# delivers (byte-identical output; for (a) no datagram lost). Goodput is file
+# bytes per second; every figure is from this run, so compare the ratios
+# rather than absolute numbers on a shared machine. Then: the compressible
+# file, --mtu 9000, and a perf profile of sender and receiver.
+#
+# Usage: tools/bench.sh            (1 GiB files, about 5-8 minutes)
+#   BENCH_MB=256 tools/bench.sh    smaller files for a quick run
+#   BENCH_DIR=DIR                  work directory (default: a fresh /tmp dir, removed)
+#   BUILD_DIR=DIR                  binaries (default build-bench, configured and built here)
+#   BENCH_PACE_S=10                seconds per pacing run
+#   BENCH_SKIP="udpcast profile"   steps to skip: ceiling sluice text udpcast pacing jumbo
+#                                  profile
+#   BENCH_RSS_GB=10                also send a sparse N GiB file (--no-compress) for the
+#                                  receiver's peak RSS (off by default: slow)
+# Results are printed and kept in DIR/results.txt (the directory is kept when
+# BENCH_DIR is given).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MB=${BENCH_MB:-1024}
+PACE_S=${BENCH_PACE_S:-10}
+SKIP=" ${BENCH_SKIP:-} "
+RSS_GB=${BENCH_RSS_GB:-0}
+FEC_PCT=10
+# udpcast: 8 interleaved stripes of 128 data blocks + 13 FEC blocks each = 10.2%
+UDPCAST_FEC=8x13/128
+
+if [ -n "${BENCH_DIR:-}" ]; then
+	W=$BENCH_DIR
+	mkdir -p "$W"
+	KEEP=1
+else
+	W=$(mktemp -d /tmp/sluice-bench.XXXXXX)
+	KEEP=0
+fi
+W=$(cd "$W" && pwd)
+PIDS=()
+# shellcheck disable=SC2317 # called by the EXIT trap
+killtree() { # PID: the process and what it started (time -> timeout -> program)
+	local c
+	for c in $(pgrep -P "$1" 2>/dev/null); do killtree "$c"; done
+	kill "$1" 2>/dev/null || true
+}
+# shellcheck disable=SC2317
+cleanup() {
+	for p in "${PIDS[@]}"; do killtree "$p"; done
+	if [ "$KEEP" = 0 ]; then
+		rm -rf "$W"
+	else
+		rm -f "$W"/rand.bin "$W"/text.bin "$W"/sparse.bin
+	fi
+}
+trap cleanup EXIT
+
+RES=$W/results.txt
+: >"$RES"
+say() { echo "$*" | tee -a "$RES"; }
+log() { echo "bench: $*" >&2; }
+skip() { [[ $SKIP == *" $1 "* ]]; }
+calc() { awk "BEGIN { printf \"%.${2:-3}f\", ($1) }"; }
+now() { date +%s.%N; }
+
+# --- build ---
+if [ -z "${BUILD_DIR:-}" ]; then
+	[ -x "$ROOT/tools/setup.sh" ] && "$ROOT/tools/setup.sh"
+	B=$ROOT/build-bench
+	cmake -S "$ROOT" -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build "$B" -j"$(nproc)" --target sluice-send sluice-recv sluice-keygen udp_ceiling \
+		>/dev/null
+else
+	B=$(cd "$BUILD_DIR" && pwd)
+fi
+for bin in sluice-send sluice-recv sluice-keygen udp_ceiling; do
+	[ -x "$B/$bin" ] || { echo "bench: missing $B/$bin" >&2; exit 1; }
+done
+TIME=/usr/bin/time
+[ -x "$TIME" ] || { echo "bench: needs GNU time (/usr/bin/time, package 'time')" >&2; exit 1; }
+if ! command -v udp-sender >/dev/null || ! command -v udp-receiver >/dev/null; then
+	log "udpcast not installed: skipping (c)"
+	SKIP="$SKIP udpcast "
+fi
+
+PORT=$((20000 + RANDOM % 20000))
+PORT=$((PORT & ~1)) # udpcast wants an even port base
+next_port() { PORT=$((PORT + 2)); }
+
+# --- inputs ---
+BYTES=$((MB << 20))
+log "generating ${MB} MiB random and ${MB} MiB text files in $W"
+head -c "$BYTES" /dev/urandom >"$W/rand.bin"
+tar -cf "$W/inc.tar" -C /usr include 2>/dev/null || true
+[ -s "$W/inc.tar" ] || head -c $((64 << 20)) /dev/zero | tr '\0' 'a' >"$W/inc.tar"
+: >"$W/text.bin"
+while [ "$(stat -c %s "$W/text.bin")" -lt "$BYTES" ]; do cat "$W/inc.tar" >>"$W/text.bin"; done
+truncate -s "$BYTES" "$W/text.bin"
+rm -f "$W/inc.tar"
+rm -rf "$W/keys" && mkdir -p "$W/keys"
+"$B/sluice-keygen" sender "$W/keys/s" >/dev/null
+"$B/sluice-keygen" receiver "$W/keys/r" >/dev/null
+
+say "sluice loopback benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, ${MB} MiB files"
+say "host: $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# time_fields FILE -> "wall user sys maxrss_kib" from /usr/bin/time -f
+TFMT='%e %U %S %M'
+# (GNU time puts "Command exited with non-zero status N" first when it did)
+cpu_of() { tail -1 "$1" | awk '{ printf "%.2f", $2 + $3 }'; }
+rss_of() { tail -1 "$1" | awk '{ printf "%.0f", $4 / 1024 }'; }
+wall_of() { tail -1 "$1" | awk '{ printf "%.3f", ($1 > 0 ? $1 : 0.001) }'; }
+
+# ================= (a) raw ceiling =================
+CEIL=0 # payload Gb/s, loss-free
+ceiling_run() { # RATE(0 = unpaced) SECONDS -> sets C_SENT C_RECV C_GBPS C_SWIRE
+	local rate=$1 secs=$2 p
+	next_port
+	p=$PORT
+	"$B/udp_ceiling" sink --listen "127.0.0.1:$p" --idle-ms 700 >"$W/ceil.sink" 2>/dev/null &
+	local spid=$!
+	PIDS+=("$spid")
+	sleep 0.2
+	local args=(--to "127.0.0.1:$p" --seconds "$secs")
+	[ "$rate" != 0 ] && args+=(--rate "$rate")
+	"$B/udp_ceiling" send "${args[@]}" >"$W/ceil.send"
+	wait "$spid" || true
+	C_SENT=$(grep -o 'sent=[0-9]*' "$W/ceil.send" | cut -d= -f2)
+	C_RECV=$(grep -o 'received=[0-9]*' "$W/ceil.sink" | cut -d= -f2)
+	C_GBPS=$(grep -o ' gbps=[0-9.]*' "$W/ceil.sink" | cut -d= -f2)
+	C_SWIRE=$(grep -o 'wire_gbps=[0-9.]*' "$W/ceil.send" | cut -d= -f2)
+}
+if ! skip ceiling; then
+	log "(a) raw UDP ceiling: GSO blaster -> recvmmsg sink, 1472-byte datagrams"
+	ceiling_run 0 3
+	say "(a) unpaced: sent $(calc "$C_SWIRE") Gb/s wire, received $(calc "$C_GBPS") Gb/s" \
+		"payload, lost $((C_SENT - C_RECV)) of $C_SENT"
+	if [ "$C_SENT" = "$C_RECV" ]; then
+		CEIL=$C_GBPS
+	else
+		# bisect paced wire rates between half and all of what the sender reached
+		lo=$(calc "$C_SWIRE * 0.5"); hi=$C_SWIRE
+		for _ in 1 2 3 4; do
+			mid=$(calc "($lo + $hi) / 2")
+			ceiling_run "${mid}g" 3
+			if [ "$C_SENT" = "$C_RECV" ]; then
+				lo=$mid
+				CEIL=$(calc "$C_GBPS > $CEIL ? $C_GBPS : $CEIL" 4)
+				r=ok
+			else
+				hi=$mid
+				r="lost $((C_SENT - C_RECV))"
+			fi
+			say "(a) paced ${mid}g: received $(calc "$C_GBPS") Gb/s payload, $r"
+		done
+	fi
+	say "(a) raw ceiling (loss-free): $(calc "$CEIL") Gb/s payload"
+fi
+
+# ================= (b) sluice =================
+# sluice_run NAME FILE RATE [sluice-send options]: one transfer; sets S_OK S_GOOD
+# (file Gb/s over the send phase) S_E2E (file Gb/s, sender start to publication)
+# S_WIRE (sender's wire Mb/s) and leaves times in $W/NAME.{send,recv}.time
+sluice_run() {
+	local name=$1 file=$2 rate=$3 p out t0 t1 rrc=0 src=0 secs
+	shift 3
+	next_port
+	p=$PORT
+	out=$W/$name
+	rm -rf "$out"
+	mkdir -p "$out/inbox"
+	"$TIME" -f "$TFMT" -o "$out.recv.time" timeout 300 "$B/sluice-recv" \
+		--listen "127.0.0.1:$p" --inbox "$out/inbox" --key "$W/keys/r/receiver.key" \
+		--trust "$W/keys/s/sender.pub" --once --stats "$out.stats" --end-grace 1 \
+		--session-timeout 15 -q 2>"$out.recv.log" &
+	local rpid=$!
+	PIDS+=("$rpid")
+	sleep 0.3
+	t0=$(now)
+	"$TIME" -f "$TFMT" -o "$out.send.time" timeout 600 "$B/sluice-send" \
+		--to "127.0.0.1:$p" --rate "$rate" --fec "$FEC_PCT%" --key "$W/keys/s/sender.key" \
+		--recipient "$W/keys/r/receiver.pub" --state-dir "$W/state" "$@" "$file" \
+		>"$out.send.log" 2>&1 || src=$?
+	wait "$rpid" || rrc=$?
+	t1=$(now)
+	S_OK=0
+	if [ "$src" = 0 ] && [ "$rrc" = 0 ] && cmp -s "$file" "$out/inbox/$(basename "$file")"; then
+		S_OK=1
+	fi
+	rm -rf "$out/inbox" # keep the disk free; receipts are in the logs
+	secs=$(grep -o ' in [0-9.]* s' "$out.send.log" | awk '{ print $2 }')
+	S_WIRE=$(grep -o '[0-9]* Mb/s on the wire' "$out.send.log" | awk '{ print $1 }')
+	S_GOOD=$(calc "${secs:-0} > 0 ? $(stat -c %s "$file") * 8 / ${secs:-1} / 1e9 : 0" 3)
+	S_E2E=$(calc "$(stat -c %s "$file") * 8 / ($t1 - $t0) / 1e9" 3)
+	S_WIRE=${S_WIRE:-0}
+}
+sluice_line() { # LABEL NAME
+	say "$1 requested $2: $([ "$S_OK" = 1 ] && echo identical || echo FAILED)," \
+		"wire $(calc "$S_WIRE / 1000" 2) Gb/s, goodput $S_GOOD Gb/s (send phase)," \
+		"$S_E2E Gb/s end to end; CPU send $(cpu_of "$W/$3.send.time") s," \
+		"recv $(cpu_of "$W/$3.recv.time") s; peak RSS send $(rss_of "$W/$3.send.time") MiB," \
+		"recv $(rss_of "$W/$3.recv.time") MiB"
+}
+
+SL_BEST=0 SL_E2E=0 SL_RATE="" SL_NAME=""
+if ! skip sluice; then
+	log "(b) sluice --fec $FEC_PCT%, full crypto, random file"
+	# Ladder: the top first (the sender may simply be CPU-bound there), then
+	# bisection between the last success and the last failure.
+	lo=0.5; hi=8; rate=$hi; i=0
+	for i in 1 2 3 4; do
+		sluice_run "sl$i" "$W/rand.bin" "${rate}g"
+		sluice_line "(b) sluice" "${rate}g" "sl$i"
+		if [ "$S_OK" = 1 ]; then
+			if [ "$(calc "$S_GOOD > $SL_BEST" 0)" = 1 ]; then
+				SL_BEST=$S_GOOD SL_E2E=$S_E2E SL_RATE=${rate}g SL_NAME=sl$i
+			fi
+			lo=$rate
+			# sent what it asked for? then nothing above it was tried yet
+			[ "$(calc "$S_WIRE / 1000 < $rate * 0.9" 0)" = 1 ] && break
+			[ "$rate" = "$hi" ] && break
+		else
+			hi=$rate
+		fi
+		rate=$(calc "($lo + $hi) / 2" 2)
+	done
+	say "(b) sluice best: $SL_BEST Gb/s goodput at --rate $SL_RATE ($SL_E2E Gb/s end to end)"
+fi
+
+if ! skip text && [ -n "$SL_RATE" ]; then
+	log "(b') sluice on the compressible file at $SL_RATE"
+	sluice_run sltext "$W/text.bin" "$SL_RATE"
+	sluice_line "(b') sluice text (zstd)" "$SL_RATE" sltext
+	grep -o 'stored [0-9.]*% of raw' "$W/sltext.send.log" | sed 's/^/     /' | tee -a "$RES" || true
+fi
+
+# ================= (c) udpcast =================
+# udpcast_run NAME RATE: sets U_OK U_GOOD (file Gb/s, sender start to receiver
+# exit) and U_SEND (file Gb/s over the sender's run). The receiver gets the
+# largest socket buffer an ordinary SO_RCVBUF can have (net.core.rmem_max);
+# sluice-recv takes 64 MiB with SO_RCVBUFFORCE when it runs as root.
+udpcast_run() {
+	local name=$1 rate=$2 p out t0 t1 rpid spid
+	next_port
+	p=$PORT
+	out=$W/$name
+	rm -f "$out.out"
+	"$TIME" -f "$TFMT" -o "$out.recv.time" timeout 300 udp-receiver --nokbd --interface lo \
+		--portbase "$p" --mcast-rdv-address 127.0.0.1 --file "$out.out" --rcvbuf "$RMEM" \
+		--start-timeout 20 --receive-timeout 5 >"$out.recv.log" 2>&1 </dev/null &
+	rpid=$!
+	PIDS+=("$rpid")
+	sleep 0.3
+	t0=$(now)
+	"$TIME" -f "$TFMT" -o "$out.send.time" timeout 300 udp-sender --async --nokbd \
+		--interface lo --portbase "$p" --mcast-rdv-address 127.0.0.1 \
+		--mcast-data-address 127.0.0.1 --fec "$UDPCAST_FEC" --max-bitrate "$rate" \
+		--autostart 2 --rexmit-hello-interval 50 --file "$W/rand.bin" \
+		>"$out.send.log" 2>&1 </dev/null &
+	spid=$!
+	PIDS+=("$spid")
+	# In async mode the sender never learns that the receiver gave up.
+	while kill -0 "$rpid" 2>/dev/null && kill -0 "$spid" 2>/dev/null; do sleep 0.05; done
+	wait "$rpid" 2>/dev/null || true
+	t1=$(now)
+	killtree "$spid"
+	wait "$spid" 2>/dev/null || true
+	U_OK=0
+	cmp -s "$W/rand.bin" "$out.out" && U_OK=1
+	rm -f "$out.out"
+	U_GOOD=$(calc "$BYTES * 8 / ($t1 - $t0) / 1e9" 3)
+	U_SEND=$(calc "$BYTES * 8 / $(wall_of "$out.send.time") / 1e9" 3)
+}
+RMEM=$(cat /proc/sys/net/core/rmem_max 2>/dev/null || echo 4194304)
+UC_BEST=0 UC_SEND=0 UC_RATE=""
+if ! skip udpcast; then
+	log "(c) udpcast --async --fec $UDPCAST_FEC, random file, receiver --rcvbuf $RMEM"
+	# Same ladder as sluice; udp-sender is usually CPU-bound well below the top.
+	lo=100; hi=3000; rate=$hi
+	for i in 1 2 3 4; do
+		udpcast_run "uc$i" "${rate}m"
+		say "(c) udpcast --max-bitrate ${rate}m: $([ "$U_OK" = 1 ] && echo identical || echo FAILED)," \
+			"goodput $U_SEND Gb/s (sender run), $U_GOOD Gb/s end to end; CPU send" \
+			"$(cpu_of "$W/uc$i.send.time") s, recv $(cpu_of "$W/uc$i.recv.time") s; peak RSS" \
+			"send $(rss_of "$W/uc$i.send.time") MiB, recv $(rss_of "$W/uc$i.recv.time") MiB"
+		if [ "$U_OK" = 1 ]; then
+			if [ "$(calc "$U_GOOD > $UC_BEST" 0)" = 1 ]; then
+				UC_BEST=$U_GOOD UC_SEND=$U_SEND UC_RATE=${rate}m
+			fi
+			lo=$rate
+			# wire ~ goodput x 1.13 (FEC + headers): far below the request = CPU-bound
+			[ "$(calc "$U_SEND * 1.13 < $rate / 1000 * 0.9" 0)" = 1 ] && break
+			[ "$rate" = "$hi" ] && break
+		else
+			hi=$rate
+		fi
+		rate=$(((lo + hi) / 2))
+	done
+	say "(c) udpcast best: $UC_SEND Gb/s (sender run), $UC_BEST Gb/s end to end," \
+		"at --max-bitrate ${UC_RATE:-none}"
+fi
+
+# ================= pacing =================
+if ! skip pacing; then
+	for rate in 1 3; do
+		# enough passes of the random file for about PACE_S seconds
+		passes=$(calc "($rate * 1e9 * $PACE_S / 8) / ($BYTES * 1.1)" 0)
+		[ "$passes" -lt 1 ] && passes=1
+		[ "$passes" -gt 100 ] && passes=100
+		next_port
+		"$B/udp_ceiling" sink --listen "127.0.0.1:$PORT" --idle-ms 1500 >"$W/pace$rate.sink" \
+			2>/dev/null &
+		spid=$!
+		PIDS+=("$spid")
+		sleep 0.2
+		"$B/sluice-send" -v --to "127.0.0.1:$PORT" --rate "${rate}g" --fec "$FEC_PCT%" \
+			--repeat "$passes" --key "$W/keys/s/sender.key" \
+			--recipient "$W/keys/r/receiver.pub" --state-dir "$W/state" "$W/rand.bin" \
+			>"$W/pace$rate.log" 2>&1 || true
+		wait "$spid" || true
+		wire=$(grep -o 'wire_gbps=[0-9.]*' "$W/pace$rate.sink" | cut -d= -f2)
+		secs=$(grep -o 'seconds=[0-9.]*' "$W/pace$rate.sink" | cut -d= -f2)
+		own=$(grep -o '[0-9]* Mb/s on the wire' "$W/pace$rate.log" | awk '{ print $1 }')
+		q=$(grep -o 'waited for frames.*' "$W/pace$rate.log" || echo "-")
+		say "pacing --rate ${rate}g: sink saw $(calc "$wire" 3) Gb/s over $(calc "$secs" 1) s" \
+			"(error $(calc "($wire - $rate) / $rate * 100" 1)%), sender says ${own:-?} Mb/s;" \
+			"transmit thread $q"
+	done
+fi
+
+# ================= jumbo =================
+if ! skip jumbo; then
+	rate=${SL_RATE:-2g}
+	log "jumbo: sluice --mtu 9000 at $rate and at 8g"
+	for r in "$rate" 8g; do
+		sluice_run "jumbo$r" "$W/rand.bin" "$r" --mtu 9000
+		sluice_line "jumbo --mtu 9000" "$r" "jumbo$r"
+	done
+fi
+
+# ================= optional: receiver RSS on a large sparse file =================
+if [ "$RSS_GB" != 0 ]; then
+	truncate -s "${RSS_GB}G" "$W/sparse.bin"
+	sluice_run rss "$W/sparse.bin" "${SL_RATE:-2g}" --no-compress
+	sluice_line "RSS ${RSS_GB} GiB sparse --no-compress" "${SL_RATE:-2g}" rss
+	rm -f "$W/sparse.bin"
+fi
+
+# ================= profile =================
+if ! skip profile && [ -n "$SL_RATE" ]; then
+	log "profile: perf record (cpu-clock) of sender and receiver at $SL_RATE"
+	if perf record -q -e cpu-clock -o "$W/perf.probe" true >/dev/null 2>&1; then
+		next_port
+		mkdir -p "$W/prof/inbox"
+		perf record -q -e cpu-clock -F 999 -o "$W/recv.perf" -- "$B/sluice-recv" \
+			--listen "127.0.0.1:$PORT" --inbox "$W/prof/inbox" --key "$W/keys/r/receiver.key" \
+			--trust "$W/keys/s/sender.pub" --once --end-grace 1 --session-timeout 15 -q \
+			>/dev/null 2>&1 &
+		rpid=$!
+		PIDS+=("$rpid")
+		sleep 0.5
+		perf record -q -e cpu-clock -F 999 -o "$W/send.perf" -- "$B/sluice-send" \
+			--to "127.0.0.1:$PORT" --rate "$SL_RATE" --key "$W/keys/s/sender.key" \
+			--recipient "$W/keys/r/receiver.pub" --state-dir "$W/state" "$W/rand.bin" \
+			>/dev/null 2>&1 || true
+		wait "$rpid" || true
+		for side in send recv; do
+			say "profile $side (self time, top 12):"
+			perf report -i "$W/$side.perf" --stdio --no-children --sort dso,symbol 2>/dev/null |
+				grep -E '^ +[0-9.]+%' | head -12 | sed 's/^/    /' | tee -a "$RES"
+		done
+		say "(full reports: perf report -i $W/{send,recv}.perf; BENCH_DIR keeps them)"
+	else
+		say "profile: perf not usable here; try valgrind --tool=callgrind on a small file"
+	fi
+fi
+
+# ================= summary =================
+say ""
+say "summary (${MB} MiB, loopback, $(nproc) CPUs; load average now $(cut -d' ' -f1-3 /proc/loadavg)):"
+say "  raw ceiling       $(calc "$CEIL" 2) Gb/s payload"
+say "  sluice (10% FEC)  $SL_BEST Gb/s goodput, $SL_E2E Gb/s end to end, at --rate ${SL_RATE:-none}"
+say "  udpcast async     $UC_SEND Gb/s goodput, $UC_BEST Gb/s end to end, at --max-bitrate ${UC_RATE:-none}"
+if [ "$(calc "$CEIL > 0" 0)" = 1 ]; then
+	say "  sluice / ceiling  $(calc "$SL_BEST / $CEIL * 100" 0)% (target >= 60%)"
+fi
+if [ "$(calc "$UC_BEST > 0" 0)" = 1 ]; then
+	say "  sluice / udpcast  $(calc "$SL_BEST / $UC_SEND" 2)x goodput, $(calc "$SL_E2E / $UC_BEST" 2)x" \
+		"end to end (target >= 3x)"
+fi
+say "  target 4 Gb/s     $([ "$(calc "$SL_BEST >= 4" 0)" = 1 ] && echo met || echo "not met")"
+[ -n "$SL_NAME" ] && say "  receiver peak RSS $(rss_of "$W/$SL_NAME.recv.time") MiB (${MB} MiB file)"
+[ "$KEEP" = 1 ] && log "results and logs in $W"
+exit 0
