@@ -71,7 +71,10 @@ int proto_decode_header(const uint8_t *buf, size_t len, struct frame_header *out
 		break;
 	case FRAME_HEARTBEAT:
 	case FRAME_END:
+	case FRAME_BEACON:
 		if (out->block != 0 || out->symbol != 0)
+			return PROTO_ERR_FIELD;
+		if (out->type == FRAME_BEACON && out->session_id == 0)
 			return PROTO_ERR_FIELD;
 		/* fall through */
 	default:
@@ -93,6 +96,8 @@ size_t proto_frame_len(enum frame_type type, uint16_t symbol_size)
 	case FRAME_HEARTBEAT:
 	case FRAME_END:
 		return PROTO_STATUS_FRAME_LEN;
+	case FRAME_BEACON:
+		return PROTO_BEACON_LEN;
 	case FRAME_INVALID:
 		break;
 	}
@@ -188,6 +193,46 @@ int proto_decode_announce(const uint8_t *buf, size_t len, struct announce *out)
 	if (out->group == 0 || out->group + out->parity > PROTO_MAX_SYMBOLS)
 		return PROTO_ERR_FIELD;
 	if (proto_wire_blocks(out->block_count, out->group, out->parity) > UINT32_MAX)
+		return PROTO_ERR_FIELD;
+	return PROTO_OK;
+}
+
+void proto_encode_beacon(uint8_t out[static PROTO_BEACON_LEN], const struct beacon *b)
+{
+	memset(out, 0, PROTO_BEACON_LEN);
+	proto_encode_header(out, &b->hdr);
+	memcpy(out + 32, b->sender_id, PROTO_KEYID_LEN);
+	memcpy(out + 40, b->receiver_id, PROTO_KEYID_LEN);
+	put_le64(out + 48, b->clock_ns);
+	put_le64(out + 56, b->datagrams_sent);
+	put_le64(out + 64, b->objects_sent);
+	put_le32(out + 72, b->interval_ms);
+	out[76] = b->state;
+}
+
+int proto_decode_beacon(const uint8_t *buf, size_t len, struct beacon *out)
+{
+	int rc = proto_decode_header(buf, len, &out->hdr);
+
+	if (rc != PROTO_OK)
+		return rc;
+	if (out->hdr.type != FRAME_BEACON)
+		return PROTO_ERR_TYPE;
+	if (len != PROTO_BEACON_LEN)
+		return PROTO_ERR_LENGTH;
+	memcpy(out->sender_id, buf + 32, PROTO_KEYID_LEN);
+	memcpy(out->receiver_id, buf + 40, PROTO_KEYID_LEN);
+	out->clock_ns = get_le64(buf + 48);
+	out->datagrams_sent = get_le64(buf + 56);
+	out->objects_sent = get_le64(buf + 64);
+	out->interval_ms = get_le32(buf + 72);
+	out->state = buf[76];
+	for (unsigned i = 77; i < PROTO_BEACON_SIGNED_LEN; i++)
+		if (buf[i] != 0)
+			return PROTO_ERR_RESERVED;
+	if (out->state != BEACON_RUNNING && out->state != BEACON_STOPPING)
+		return PROTO_ERR_FIELD;
+	if (out->interval_ms < PROTO_BEACON_MIN_MS || out->interval_ms > PROTO_BEACON_MAX_MS)
 		return PROTO_ERR_FIELD;
 	return PROTO_OK;
 }

@@ -48,6 +48,19 @@
  *
  *   32 frames sent so far in this session (8)   40 pass (4)  44 passes (4)
  *   48 sender clock, unix ns (8)                56 reserved, zero (8)
+ *
+ * BEACON (plaintext, Ed25519-signed, exactly 160 bytes): a long-running
+ * sender's sign of life, sent every interval whether or not it is sending
+ * an object. session id = link id (random per sender process, non-zero),
+ * counter = beacon number on this link (from 1), block = symbol = 0.
+ *
+ *   32 sender key id (8)      40 receiver key id (8)
+ *   48 sender clock, unix ns (8)
+ *   56 datagrams sent on this link before this beacon (8)
+ *   64 objects sent on this link (8)
+ *   72 interval, ms (4)       76 state (1): 1 running, 2 stopping
+ *   77 reserved, zero (19)
+ *   96 Ed25519 signature over bytes 0..95 (64)
  */
 #ifndef SLUICE_PROTO_FRAME_H
 #define SLUICE_PROTO_FRAME_H
@@ -65,7 +78,8 @@ enum frame_type {
 	FRAME_DATA = 3,
 	FRAME_HEARTBEAT = 4,
 	FRAME_END = 5,
-	FRAME_TYPE_MAX = FRAME_END,
+	FRAME_BEACON = 6,
+	FRAME_TYPE_MAX = FRAME_BEACON,
 };
 
 enum aead_alg {
@@ -84,6 +98,10 @@ enum aead_alg {
 #define PROTO_STATUS_LEN          32
 #define PROTO_ANNOUNCE_LEN        296
 #define PROTO_ANNOUNCE_SIGNED_LEN (PROTO_ANNOUNCE_LEN - PROTO_SIG_LEN)
+#define PROTO_BEACON_LEN          160
+#define PROTO_BEACON_SIGNED_LEN   (PROTO_BEACON_LEN - PROTO_SIG_LEN)
+#define PROTO_BEACON_MIN_MS       100
+#define PROTO_BEACON_MAX_MS       3600000u
 #define PROTO_STATUS_FRAME_LEN    (PROTO_HEADER_LEN + PROTO_STATUS_LEN + PROTO_TAG_LEN)
 #define PROTO_SYMBOL_OVERHEAD     (PROTO_HEADER_LEN + PROTO_SYMHDR_LEN + PROTO_TAG_LEN)
 
@@ -101,6 +119,7 @@ enum aead_alg {
 #define PROTO_MAX_MANIFEST (64u << 20)
 
 _Static_assert(PROTO_ANNOUNCE_LEN == 232 + PROTO_SIG_LEN, "announce layout");
+_Static_assert(PROTO_BEACON_LEN == 96 + PROTO_SIG_LEN, "beacon layout");
 _Static_assert(PROTO_SEALED_LEN == 48 + 32, "crypto_box_SEALBYTES is 48");
 _Static_assert(PROTO_STATUS_FRAME_LEN == 80, "status frame layout");
 _Static_assert(PROTO_MAX_SYMBOL <= 0xffff, "symbol size fits its u16 field");
@@ -133,6 +152,22 @@ struct announce {
 	uint8_t group;  /* G */
 	uint8_t parity; /* P */
 	uint8_t signature[PROTO_SIG_LEN];
+};
+
+enum beacon_state {
+	BEACON_RUNNING = 1,
+	BEACON_STOPPING = 2,
+};
+
+struct beacon {
+	struct frame_header hdr; /* session_id = link id, counter = beacon number */
+	uint8_t sender_id[PROTO_KEYID_LEN];
+	uint8_t receiver_id[PROTO_KEYID_LEN];
+	uint64_t clock_ns;
+	uint64_t datagrams_sent;
+	uint64_t objects_sent;
+	uint32_t interval_ms;
+	uint8_t state; /* enum beacon_state */
 };
 
 struct symhdr {
@@ -176,6 +211,13 @@ size_t proto_frame_len(enum frame_type type, uint16_t symbol_size);
 void proto_encode_announce(uint8_t out[static PROTO_ANNOUNCE_LEN], const struct announce *a);
 __attribute__((warn_unused_result)) int proto_decode_announce(const uint8_t *buf, size_t len,
                                                               struct announce *out);
+
+/* BEACON: encode writes bytes 0..95 (sign them, then put the signature at
+ * 96); decode checks the length, every field's range and reserved bytes,
+ * not the signature. */
+void proto_encode_beacon(uint8_t out[static PROTO_BEACON_LEN], const struct beacon *b);
+__attribute__((warn_unused_result)) int proto_decode_beacon(const uint8_t *buf, size_t len,
+                                                            struct beacon *out);
 
 /* Layout rule shared by both sides: chunk size R = k * S. */
 uint64_t proto_block_count(uint64_t object_size, uint32_t chunk_size);

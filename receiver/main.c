@@ -79,6 +79,8 @@ static void usage(FILE *f)
 	        "  --keep-partial HOURS   keep the verified blocks of an incomplete object this\n"
 	        "                         long, so a resend of it completes it (default 72;\n"
 	        "                         0 = never)\n"
+	        "  --link-timeout SEC     a beaconing sender silent this long is logged\n"
+	        "                         link-down (default 10, or 3 beacon intervals)\n"
 	        "  --max-sessions N       transfers in progress at once (default 16)\n"
 	        "  --memory MIB           memory for blocks in flight (default 192)\n"
 	        "  --max-object-size N    refuse larger objects, suffix k/m/g/t (default 1t)\n"
@@ -151,6 +153,7 @@ static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'
                                          {"end-grace", required_argument, NULL, 'g'},
                                          {"max-sessions", required_argument, NULL, 'S'},
                                          {"keep-partial", required_argument, NULL, 'K'},
+                                         {"link-timeout", required_argument, NULL, 'O'},
                                          {"memory", required_argument, NULL, 'M'},
                                          {"max-object-size", required_argument, NULL, 'X'},
                                          {"rcvbuf", required_argument, NULL, 'B'},
@@ -188,6 +191,7 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 	cfg->memory_budget = (size_t)192 << 20;
 	cfg->max_object_size = 1ull << 40;
 	cfg->partial_keep_s = 72ull * 3600;
+	cfg->link_timeout_ns = 10ull * 1000000000u;
 	while ((c = getopt_long(argc, argv, "qvh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
@@ -239,11 +243,13 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 			break;
 		case 'T':
 		case 'g':
+		case 'O':
 			d = strtod(optarg, &end);
 			if (*end || !(d > 0) || d > 86400 * 7)
 				return bad("not a number of seconds:", optarg);
-			*(c == 'T' ? &cfg->session_timeout_ns : &cfg->end_grace_ns) =
-			    (uint64_t)(d * 1e9);
+			*(c == 'T'   ? &cfg->session_timeout_ns
+			  : c == 'g' ? &cfg->end_grace_ns
+			             : &cfg->link_timeout_ns) = (uint64_t)(d * 1e9);
 			break;
 		case 'S':
 			cfg->max_sessions = (unsigned)strtoul(optarg, &end, 10);
@@ -384,7 +390,7 @@ struct metric {
 	int gauge;
 };
 
-#define MAX_METRICS 32
+#define MAX_METRICS 40
 
 /* Every counter the receiver keeps, for --stats and --metrics. */
 static size_t collect(const struct receiver *r, const struct net_rx *n, uint64_t ring_dropped,
@@ -411,6 +417,11 @@ static size_t collect(const struct receiver *r, const struct net_rx *n, uint64_t
 	C(announce_bad_signature);
 	C(announce_refused);
 	C(sessions_evicted);
+	C(beacon_ok);
+	C(beacon_bad);
+	C(beacon_bad_signature);
+	C(beacon_stale);
+	C(beacon_rate_limited);
 	C(published);
 	C(failed);
 	C(duplicates);

@@ -28,6 +28,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "ledger.h"
+#include "link.h"
 #include "partial.h"
 #include "proto/manifest.h"
 #include "receipt.h"
@@ -909,6 +910,10 @@ void rcv_handle(struct receiver *r, uint8_t *buf, size_t len, uint64_t now)
 		handle_announce(r, buf, len, now);
 		return;
 	}
+	if (h.type == FRAME_BEACON) {
+		link_beacon(r, buf, len, now);
+		return;
+	}
 	s = find(r, h.session_id);
 	if (!s) {
 		if (is_dead(r, h.session_id))
@@ -933,6 +938,7 @@ void rcv_handle(struct receiver *r, uint8_t *buf, size_t len, uint64_t now)
 	s->frames_ok++;
 	s->last_seen = now;
 	r->stats.accepted++;
+	link_frame(r, (unsigned)(s->sender - r->cfg->trusted), now);
 	if (h.type == FRAME_HEARTBEAT || h.type == FRAME_END) {
 		status_frame(s, &h, buf + PROTO_HEADER_LEN, now);
 		return;
@@ -1010,6 +1016,7 @@ static void publish(struct receiver *r, struct session *s)
 
 void rcv_tick(struct receiver *r, uint64_t now)
 {
+	link_tick(r, now);
 	refusal_refill(r, now);
 	if (r->refusals_unlogged && r->refusal_tokens >= 1.0) {
 		struct receipt_rec *rec = receipt_begin(r->log, "rate-limited");
@@ -1070,6 +1077,7 @@ void rcv_abandon_all(struct receiver *r, const char *reason)
 {
 	while (r->nsessions)
 		session_fail(r, r->sessions[r->nsessions - 1], "incomplete", reason);
+	link_flush(r);
 }
 
 int rcv_init(struct receiver *r, const struct rcv_config *cfg, struct staging *st,
@@ -1082,11 +1090,12 @@ int rcv_init(struct receiver *r, const struct rcv_config *cfg, struct staging *s
 	r->log = log;
 	r->raw_cap = (size_t)PROTO_MAX_K * PROTO_MAX_SYMBOL;
 	r->sessions = calloc(cfg->max_sessions, sizeof(*r->sessions));
+	r->links = calloc(cfg->ntrusted + 1, sizeof(*r->links));
 	r->zstd = ZSTD_createDCtx();
 	r->raw = malloc(r->raw_cap);
 	r->readback = malloc(r->raw_cap);
-	if (group_pool_init(&r->pool, cfg->memory_budget) < 0 || !r->sessions || !r->zstd ||
-	    !r->raw || !r->readback) {
+	if (group_pool_init(&r->pool, cfg->memory_budget) < 0 || !r->sessions || !r->links ||
+	    !r->zstd || !r->raw || !r->readback) {
 		rcv_free(r);
 		return -ENOMEM;
 	}
@@ -1098,6 +1107,8 @@ void rcv_free(struct receiver *r)
 	while (r->nsessions)
 		session_remove(r, r->sessions[r->nsessions - 1]);
 	free(r->sessions);
+	free(r->links);
+	r->links = NULL;
 	group_pool_free(&r->pool);
 	ZSTD_freeDCtx(r->zstd);
 	free(r->raw);

@@ -31,8 +31,9 @@ struct rcv_config {
 	uint64_t session_timeout_ns; /* no frame for this long: incomplete */
 	uint64_t end_grace_ns;       /* after END, wait this long for stragglers */
 	uint64_t max_object_size;
-	size_t memory_budget;    /* bytes for blocks in flight */
-	uint64_t partial_keep_s; /* keep incomplete objects' blocks this long; 0 = never */
+	size_t memory_budget;     /* bytes for blocks in flight */
+	uint64_t partial_keep_s;  /* keep incomplete objects' blocks this long; 0 = never */
+	uint64_t link_timeout_ns; /* a beaconing sender silent this long: link-down */
 };
 
 /* Why frames were dropped; every datagram lands in exactly one counter. */
@@ -54,6 +55,11 @@ struct rcv_stats {
 	uint64_t announce_bad_signature;
 	uint64_t announce_refused;
 	uint64_t sessions_evicted; /* by a newer announcement, table full */
+	uint64_t beacon_ok;
+	uint64_t beacon_bad; /* malformed, not for us, or from an untrusted key */
+	uint64_t beacon_bad_signature;
+	uint64_t beacon_stale; /* replayed or out of order */
+	uint64_t beacon_rate_limited;
 	uint64_t published;
 	uint64_t failed;
 	uint64_t duplicates; /* objects already published, not published again */
@@ -66,6 +72,7 @@ struct receiver {
 	struct receipt_log *log;
 	struct ledger *ledger;
 	struct session **sessions;
+	struct link *links; /* one per trusted key */
 	unsigned nsessions;
 	struct group_pool pool;
 	void *zstd;        /* ZSTD_DCtx */

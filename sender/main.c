@@ -41,6 +41,7 @@ struct options {
 	const char *watch, *sent_dir;
 	int delete_sent;
 	unsigned retry;
+	double beacon; /* seconds between beacons in spool mode; 0 = none */
 	uint64_t rate;
 	double fec;
 	unsigned mtu, repeat;
@@ -80,6 +81,9 @@ static void usage(FILE *f)
 	       "  --sent-dir DIR       where sent entries go (default OUTBOX/sent)\n"
 	       "  --delete-sent        delete sent entries instead\n"
 	       "  --retry SECONDS      wait before sending a failed entry again (default 60)\n"
+	       "  --beacon SECONDS     spool mode: signed beacon with the link's counters this\n"
+	       "                       often, so the receiver logs link up/down and loss\n"
+	       "                       (default 1; 0 = none)\n"
 	       "  --progress / --no-progress   progress bar (default: when stderr is a terminal)\n"
 	       "  -q, --quiet          print nothing on success (for cron)\n"
 	       "  -v, --verbose        more detail\n"
@@ -95,31 +99,20 @@ static int bad(const char *fmt, const char *arg)
 	return -1;
 }
 
-static const struct option longopts[] = {{"to", required_argument, NULL, 't'},
-                                         {"rate", required_argument, NULL, 'r'},
-                                         {"key", required_argument, NULL, 'k'},
-                                         {"recipient", required_argument, NULL, 'R'},
-                                         {"fec", required_argument, NULL, 'f'},
-                                         {"mtu", required_argument, NULL, 'm'},
-                                         {"name", required_argument, NULL, 'n'},
-                                         {"repeat", required_argument, NULL, 'N'},
-                                         {"no-compress", no_argument, NULL, 'C'},
-                                         {"aead", required_argument, NULL, 'a'},
-                                         {"expires", required_argument, NULL, 'e'},
-                                         {"state-dir", required_argument, NULL, 's'},
-                                         {"no-gso", no_argument, NULL, 'G'},
-                                         {"progress", no_argument, NULL, 'p'},
-                                         {"no-progress", no_argument, NULL, 'P'},
-                                         {"quiet", no_argument, NULL, 'q'},
-                                         {"verbose", no_argument, NULL, 'v'},
-                                         {"sequence", required_argument, NULL, 'Q'},
-                                         {"watch", required_argument, NULL, 'W'},
-                                         {"sent-dir", required_argument, NULL, 'D'},
-                                         {"delete-sent", no_argument, NULL, 'X'},
-                                         {"retry", required_argument, NULL, 'Y'},
-                                         {"config", required_argument, NULL, 'c'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+static const struct option longopts[] = {
+    {"to", required_argument, NULL, 't'},      {"rate", required_argument, NULL, 'r'},
+    {"key", required_argument, NULL, 'k'},     {"recipient", required_argument, NULL, 'R'},
+    {"fec", required_argument, NULL, 'f'},     {"mtu", required_argument, NULL, 'm'},
+    {"name", required_argument, NULL, 'n'},    {"repeat", required_argument, NULL, 'N'},
+    {"no-compress", no_argument, NULL, 'C'},   {"aead", required_argument, NULL, 'a'},
+    {"expires", required_argument, NULL, 'e'}, {"state-dir", required_argument, NULL, 's'},
+    {"no-gso", no_argument, NULL, 'G'},        {"progress", no_argument, NULL, 'p'},
+    {"no-progress", no_argument, NULL, 'P'},   {"quiet", no_argument, NULL, 'q'},
+    {"verbose", no_argument, NULL, 'v'},       {"sequence", required_argument, NULL, 'Q'},
+    {"watch", required_argument, NULL, 'W'},   {"sent-dir", required_argument, NULL, 'D'},
+    {"delete-sent", no_argument, NULL, 'X'},   {"retry", required_argument, NULL, 'Y'},
+    {"beacon", required_argument, NULL, 'B'},  {"config", required_argument, NULL, 'c'},
+    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -138,6 +131,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	                      .gso = 1,
 	                      .progress = -1,
 	                      .retry = 60,
+	                      .beacon = 1,
 	                      .aead = AEAD_INVALID /* auto, after init */};
 	while ((c = getopt_long(argc, argv, "qvh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -207,6 +201,12 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'X':
 			o->delete_sent = 1;
+			break;
+		case 'B':
+			o->beacon = strtod(optarg, &end);
+			if (*end || !(o->beacon == 0 || (o->beacon >= 0.1 && o->beacon <= 3600)))
+				return bad("--beacon '%s' must be 0 or 0.1 to 3600 seconds",
+				           optarg);
 			break;
 		case 'Y':
 			o->retry = (unsigned)strtoul(optarg, &end, 10);
@@ -314,7 +314,47 @@ struct run {
 	uint8_t sid[KEYID_LEN], rid[KEYID_LEN], rpk[32];
 	char sidhex[2 * KEYID_LEN + 1];
 	char sdir[PATH_MAX];
+	/* beacons (spool mode) */
+	uint64_t link_id, beacons, objects, next_beacon, beacon_ns;
 };
+
+static void beacon(struct run *run, enum beacon_state state)
+{
+	uint8_t frame[PROTO_BEACON_LEN], *f = frame;
+	struct beacon b = {.hdr = {.version = PROTO_VERSION,
+	                           .type = FRAME_BEACON,
+	                           .session_id = run->link_id,
+	                           .counter = ++run->beacons},
+	                   .clock_ns = wall_ns(),
+	                   .datagrams_sent = run->tx->datagrams,
+	                   .objects_sent = run->objects,
+	                   .interval_ms = (uint32_t)(run->beacon_ns / 1000000u),
+	                   .state = (uint8_t)state};
+
+	memcpy(b.sender_id, run->sid, KEYID_LEN);
+	memcpy(b.receiver_id, run->rid, KEYID_LEN);
+	proto_encode_beacon(frame, &b);
+	crypto_sign_detached(frame + PROTO_BEACON_SIGNED_LEN, NULL, frame, PROTO_BEACON_SIGNED_LEN,
+	                     run->sk);
+	if (udp_tx_send(run->tx, &f, 1, sizeof(frame)) < 0)
+		log_warn("cannot send a beacon");
+	run->next_beacon = now_ns() + run->beacon_ns;
+}
+
+/* Between groups of a transfer and while the spool is idle. */
+static int beacon_tick(void *ctx)
+{
+	struct run *run = ctx;
+
+	if (run->beacon_ns && now_ns() >= run->next_beacon)
+		beacon(run, BEACON_RUNNING);
+	return 0;
+}
+
+static void beacon_idle(void *ctx)
+{
+	(void)beacon_tick(ctx);
+}
 
 /* Send one file or directory under name, with the next sequence number. */
 static int send_entry(void *ctx, const char *path, const char *name)
@@ -346,12 +386,15 @@ static int send_entry(void *ctx, const char *path, const char *name)
 	                            .receiver_pk = run->rpk,
 	                            .receiver_id = run->rid,
 	                            .progress =
-	                                o->progress < 0 ? !o->quiet && isatty(2) : o->progress};
+	                                o->progress < 0 ? !o->quiet && isatty(2) : o->progress,
+	                            .tick = run->beacon_ns ? beacon_tick : NULL,
+	                            .tick_ctx = run};
 	if (transfer_file(&ta, &res, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		return -1;
 	}
 	summary(o, &ta, &res, run->tx, run->tx->wire_bytes - bytes0, run->tx->datagrams - dgrams0);
+	run->objects++;
 	fflush(stdout);
 	return 0;
 }
@@ -379,10 +422,19 @@ static int watch(struct run *run)
 	 * outbox is sent at the next start. */
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	if (spool_run(&so, send_entry, run, &stop_requested, err, sizeof(err)) < 0) {
+	if (o->beacon > 0) {
+		run->beacon_ns = (uint64_t)(o->beacon * 1e9);
+		randombytes_buf(&run->link_id, sizeof(run->link_id));
+		run->link_id |= 1; /* never 0 */
+		so.idle_ns = run->beacon_ns < 1000000000u ? run->beacon_ns : 1000000000u;
+	}
+	if (spool_run(&so, send_entry, run->beacon_ns ? beacon_idle : NULL, run, &stop_requested,
+	              err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		return EXIT_FAILED;
 	}
+	if (run->beacon_ns)
+		beacon(run, BEACON_STOPPING);
 	return EXIT_OK;
 }
 

@@ -172,7 +172,7 @@ static void dispose(struct spool *sp, const char *name)
  * one is due (capped at 1 s). */
 static uint64_t process_one(struct spool *sp, spool_send_fn fn, void *ctx)
 {
-	uint64_t now = now_ns(), next = NS;
+	uint64_t now = now_ns(), next = sp->o->idle_ns ? sp->o->idle_ns : NS;
 	size_t best = SIZE_MAX;
 	char path[PATH_MAX];
 	struct stat st;
@@ -252,8 +252,8 @@ static int setup(struct spool *sp, char *err, size_t errlen)
 	return 0;
 }
 
-int spool_run(const struct spool_opts *o, spool_send_fn fn, void *ctx, volatile sig_atomic_t *stop,
-              char *err, size_t errlen)
+int spool_run(const struct spool_opts *o, spool_send_fn fn, spool_idle_fn idle, void *ctx,
+              volatile sig_atomic_t *stop, char *err, size_t errlen)
 {
 	struct spool sp = {.o = o, .outfd = -1, .sentfd = -1, .ino = -1};
 	int rc = setup(&sp, err, errlen);
@@ -265,6 +265,8 @@ int spool_run(const struct spool_opts *o, spool_send_fn fn, void *ctx, volatile 
 	if (rc == 0)
 		log_info("watching %s", o->outbox);
 	while (rc == 0 && !*stop) {
+		if (idle)
+			idle(ctx);
 		uint64_t wait = process_one(&sp, fn, ctx);
 		if (wait == 0 || *stop)
 			continue;

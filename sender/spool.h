@@ -14,6 +14,7 @@
 #define SLUICE_SENDER_SPOOL_H
 
 #include <signal.h>
+#include <stdint.h>
 
 struct spool_opts {
 	const char *outbox;
@@ -21,16 +22,20 @@ struct spool_opts {
 	int delete_sent;      /* delete instead of moving */
 	unsigned retry_s;     /* wait before trying a failed entry again */
 	unsigned settle_s;    /* at a scan, leave entries changed this recently */
+	uint64_t idle_ns;     /* call the idle function at least this often (0: 1 s) */
 };
 
 /* Send one entry; 0 when sent. path is OUTBOX/name. */
 typedef int (*spool_send_fn)(void *ctx, const char *path, const char *name);
+/* Called at least once a second while idle (beacons). */
+typedef void (*spool_idle_fn)(void *ctx);
 
 /* Run until *stop is set (checked at least once a second, and between
  * sends). Returns 0, or -errno with a user-facing message in err when the
  * spool cannot be set up. */
 __attribute__((warn_unused_result)) int spool_run(const struct spool_opts *o, spool_send_fn fn,
-                                                  void *ctx, volatile sig_atomic_t *stop, char *err,
+                                                  spool_idle_fn idle, void *ctx,
+                                                  volatile sig_atomic_t *stop, char *err,
                                                   size_t errlen);
 
 #endif

@@ -200,6 +200,8 @@ static int periodic(struct tctx *c, unsigned pass)
 		c->t_hb = now;
 		rc = send_status(c, FRAME_HEARTBEAT, pass);
 	}
+	if (rc == 0 && c->a->tick)
+		rc = c->a->tick(c->a->tick_ctx);
 	progress(c, pass, 0);
 	return rc;
 }

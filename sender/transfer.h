@@ -26,6 +26,9 @@ struct transfer_args {
 	const uint8_t *receiver_pk; /* X25519, 32 bytes */
 	const uint8_t *receiver_id;
 	int progress; /* draw a progress bar on stderr */
+	/* called between groups (spool mode: beacons); non-zero stops */
+	int (*tick)(void *ctx);
+	void *tick_ctx;
 };
 
 struct transfer_result {

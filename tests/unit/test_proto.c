@@ -56,7 +56,7 @@ static void test_header_rejects(void **state)
 	    {"version 0", PROTO_HEADER_LEN, 4, 0, PROTO_ERR_VERSION},
 	    {"version 2", PROTO_HEADER_LEN, 4, 2, PROTO_ERR_VERSION},
 	    {"type invalid", PROTO_HEADER_LEN, 5, FRAME_INVALID, PROTO_ERR_TYPE},
-	    {"type 6", PROTO_HEADER_LEN, 5, 6, PROTO_ERR_TYPE},
+	    {"type 7", PROTO_HEADER_LEN, 5, 7, PROTO_ERR_TYPE},
 	    {"type 255", PROTO_HEADER_LEN, 5, 255, PROTO_ERR_TYPE},
 	    {"flags lo", PROTO_HEADER_LEN, 6, 1, PROTO_ERR_RESERVED},
 	    {"flags hi", PROTO_HEADER_LEN, 7, 0x80, PROTO_ERR_RESERVED},
