@@ -180,7 +180,7 @@ sluice_run() {
 	"$TIME" -f "$TFMT" -o "$out.recv.time" timeout 300 "$B/sluice-recv" \
 		--listen "127.0.0.1:$p" --inbox "$out/inbox" --key "$W/keys/r/receiver.key" \
 		--trust "$W/keys/s/sender.pub" --once --stats "$out.stats" --end-grace 1 \
-		--session-timeout 15 -q 2>"$out.recv.log" &
+		--session-timeout 15 -q "${RECV_ARGS[@]}" 2>"$out.recv.log" &
 	local rpid=$!
 	PIDS+=("$rpid")
 	sleep 0.3
@@ -210,6 +210,7 @@ sluice_line() { # LABEL NAME
 		"recv $(rss_of "$W/$3.recv.time") MiB"
 }
 
+RECV_ARGS=() # extra sluice-recv options
 SL_BEST=0 SL_E2E=0 SL_RATE="" SL_NAME=""
 if ! skip sluice; then
 	log "(b) sluice --fec $FEC_PCT%, full crypto, random file"
@@ -283,8 +284,10 @@ RMEM=$(cat /proc/sys/net/core/rmem_max 2>/dev/null || echo 4194304)
 UC_BEST=0 UC_SEND=0 UC_RATE=""
 if ! skip udpcast; then
 	log "(c) udpcast --async --fec $UDPCAST_FEC, random file, receiver --rcvbuf $RMEM"
-	# Same ladder as sluice; udp-sender is usually CPU-bound well below the top.
-	lo=100; hi=3000; rate=$hi
+	# Same ladder as sluice; udp-sender is usually CPU-bound well below the
+	# top. Its --max-bitrate is a 32-bit int of bit/s: 3000m hangs before
+	# the first data packet, so the top is 2000m.
+	lo=100; hi=2000; rate=$hi
 	for i in 1 2 3 4; do
 		udpcast_run "uc$i" "${rate}m"
 		say "(c) udpcast --max-bitrate ${rate}m: $([ "$U_OK" = 1 ] && echo identical || echo FAILED)," \
@@ -339,11 +342,16 @@ fi
 # ================= jumbo =================
 if ! skip jumbo; then
 	rate=${SL_RATE:-2g}
-	log "jumbo: sluice --mtu 9000 at $rate and at 8g"
-	for r in "$rate" 8g; do
-		sluice_run "jumbo$r" "$W/rand.bin" "$r" --mtu 9000
-		sluice_line "jumbo --mtu 9000" "$r" "jumbo$r"
+	# A jumbo group is ~39 MB in flight, and the default 64 MiB receive
+	# ring holds only ~7 400 jumbo datagrams: also try a larger ring.
+	log "jumbo: sluice --mtu 9000 at $rate (default and --ring 256 --memory 384) and at 8g"
+	for r in "$rate" "$rate+ring" 8g+ring; do
+		RECV_ARGS=()
+		[[ $r == *+ring ]] && RECV_ARGS=(--ring 256 --memory 384)
+		sluice_run "jumbo$r" "$W/rand.bin" "${r%+ring}" --mtu 9000
+		sluice_line "jumbo --mtu 9000 ${RECV_ARGS[*]}" "${r%+ring}" "jumbo$r"
 	done
+	RECV_ARGS=()
 fi
 
 # ================= optional: receiver RSS on a large sparse file =================
