@@ -50,13 +50,21 @@ start_recv() {
 	local name=$1 port=$2
 	shift 2
 	mkdir -p "$T/$name/inbox"
+	local before
+	before=$(receipt_count "$name" start)
 	"$B/sluice-recv" --listen "127.0.0.1:$port" --inbox "$T/$name/inbox" \
 		--key "$T/keys/receiver/receiver.key" --trust "$T/keys/sender/sender.pub" \
 		--stats "$T/$name/stats" --end-grace 1 --session-timeout 30 -q "$@" \
 		2>"$T/$name/recv.log" &
 	RPID=$!
 	PIDS+=("$RPID")
-	sleep 0.3
+	# Ready once it has cleaned staging and logged "start" (then it listens).
+	for _ in $(seq 200); do
+		[ "$(receipt_count "$name" start)" -gt "$before" ] && break
+		kill -0 "$RPID" 2>/dev/null || break
+		sleep 0.05
+	done
+	sleep 0.05
 }
 
 # start_proxy LISTEN_PORT TO_PORT [impairments]: sets XPID
@@ -97,7 +105,10 @@ receipts() { cat "$T/$1/inbox/.sluice/receipts.jsonl"; }
 inbox_files() { find "$T/$1/inbox" -mindepth 1 -not -path '*/.sluice*' | wc -l; }
 
 # receipt_count NAME EVENT: records of that event in NAME's receipt log
-receipt_count() { grep -c "\"event\":\"$2\"" "$T/$1/inbox/.sluice/receipts.jsonl" 2>/dev/null || true; }
+receipt_count() {
+	local log=$T/$1/inbox/.sluice/receipts.jsonl
+	if [ -f "$log" ]; then grep -c "\"event\":\"$2\"" "$log" || true; else echo 0; fi
+}
 # wait_receipt NAME EVENT COUNT: wait up to 10 s for COUNT such records
 wait_receipt() {
 	for _ in $(seq 100); do
