@@ -7,7 +7,7 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config git
       libsodium-dev libzstd-dev liburing-dev libcmocka-dev libisal-dev
       clang libclang-rt-14-dev clang-format
-      iproute2 udpcast libseccomp-dev)
+      iproute2 udpcast libseccomp-dev time linux-perf)
 
 missing=()
 for p in "${PKGS[@]}"; do
