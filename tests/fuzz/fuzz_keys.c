@@ -4,7 +4,10 @@
  * is written for hostile input; here it must never crash, and whatever it
  * accepts must be exactly what keyfile_write would have written for that
  * key (the format is strict: one canonical form per key). */
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,9 +29,31 @@ static void cleanup(void)
 	unlink(canon);
 }
 
+/* A run that crashed (that is the point of fuzzing) skipped atexit: remove
+ * the files of fuzzer processes that are gone. */
+static void remove_stale(void)
+{
+	DIR *d = opendir("/tmp");
+	struct dirent *e;
+	int pid;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (sscanf(e->d_name, "sluice-fuzz-keys.%d", &pid) == 1 && pid > 0 &&
+		    kill(pid, 0) < 0 && errno == ESRCH) {
+			char p[300];
+			snprintf(p, sizeof(p), "/tmp/%s", e->d_name);
+			unlink(p);
+		}
+	}
+	closedir(d);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc, (void)argv;
+	remove_stale();
 	if (sodium_init() < 0)
 		abort();
 	snprintf(path, sizeof(path), "/tmp/sluice-fuzz-keys.%d", (int)getpid());
