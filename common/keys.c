@@ -433,6 +433,17 @@ int keyfile_read(const char *path, enum key_kind kind, uint8_t *out, uint8_t id[
 		ret = parse_fail(path, err, errlen, "the key line is not valid base64");
 		goto out;
 	}
+	/* One spelling only: libsodium's decoder also takes some bytes that
+	 * are not base64 (>= 0x80), so the line must be exactly what the
+	 * writer would produce for these bytes. */
+	{
+		char canon[B64_MAX + 1];
+		sodium_bin2base64(canon, sizeof(canon), key, len, sodium_base64_VARIANT_ORIGINAL);
+		if (memcmp(canon, p.b64, p.b64_len) != 0) {
+			ret = parse_fail(path, err, errlen, "the key line is not valid base64");
+			goto out;
+		}
+	}
 	if (check_pair(kind, key, &pk) != 0) {
 		ret = parse_fail(path, err, errlen,
 		                 "its public half does not belong to its secret half");

@@ -87,8 +87,12 @@ static void link_down(struct receiver *r, unsigned k, struct link *l, const char
 
 static int may_verify(struct link *l, uint64_t now)
 {
-	l->tokens =
-	    l->refill ? l->tokens + (double)(now - l->refill) / 1e9 * VERIFY_PER_SEC : VERIFY_BURST;
+	if (!l->refill)
+		l->tokens = VERIFY_BURST;
+	else if (now > l->refill)
+		l->tokens += (double)(now - l->refill) / 1e9 * VERIFY_PER_SEC;
+	else
+		now = l->refill; /* the callers' clocks are read at different times */
 	if (l->tokens > VERIFY_BURST)
 		l->tokens = VERIFY_BURST;
 	l->refill = now;

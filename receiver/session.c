@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,9 @@
 #define REPLAY_WINDOW  65536u /* > one interleaved group of frames (287 x 255) */
 #define GROUP_WINDOW   16u    /* outer-code groups in flight per session */
 #define WRITEBACK_KICK (8u << 20)
+#define HASH_BUF       (1u << 20)
+
+enum hash_state { HASH_IDLE, HASH_RUNNING, HASH_DONE, HASH_FAILED };
 
 struct session {
 	uint64_t id;
@@ -69,8 +74,12 @@ struct session {
 	uint32_t *grecv;     /* symbols received per outer-code group */
 	uint8_t *early_hash; /* hashes of blocks decoded before the manifest */
 	uint32_t done_count;
-	uint32_t hash_next;
-	crypto_generichash_state whole;
+	/* the whole-content hash, computed on its own thread once every
+	 * block is in (hash_content) */
+	pthread_t hasher;
+	int hasher_started;
+	_Atomic int hash_state; /* enum hash_state */
+	uint8_t content[PROTO_HASH_LEN];
 	int fd;
 	char part[STAGING_NAME_MAX];
 	/* counters */
@@ -205,6 +214,8 @@ static void receipt_write(struct receipt_rec *rec)
 
 static void session_free(struct receiver *r, struct session *s)
 {
+	if (s->hasher_started)
+		pthread_join(s->hasher, NULL);
 	groupset_free(&s->mf);
 	groupset_free(&s->data);
 	aead_free(s->aead);
@@ -301,8 +312,10 @@ static void refusal_refill(struct receiver *r, uint64_t now)
 {
 	if (r->refusal_refill == 0)
 		r->refusal_tokens = REFUSAL_BURST;
-	else
+	else if (now > r->refusal_refill) /* callers' clocks are read at different times */
 		r->refusal_tokens += (double)(now - r->refusal_refill) / 1e9 * REFUSAL_PER_SEC;
+	else
+		now = r->refusal_refill;
 	if (r->refusal_tokens > REFUSAL_BURST)
 		r->refusal_tokens = REFUSAL_BURST;
 	r->refusal_refill = now;
@@ -364,7 +377,6 @@ static int session_alloc(struct receiver *r, struct session *s)
 	    groupset_init(&s->data, &r->pool, s->an.symbol_size, s->an.k, s->an.group, s->an.parity,
 	                  s->an.block_count, GROUP_WINDOW, data_row_done, s) < 0)
 		return -ENOMEM;
-	crypto_generichash_init(&s->whole, NULL, 0, PROTO_HASH_LEN);
 	return 0;
 }
 
@@ -603,8 +615,6 @@ static const char *check_history(struct receiver *r, struct session *s, char *wh
 	return NULL;
 }
 
-static int advance_hash(struct receiver *r, struct session *s, uint32_t b, const uint8_t *raw);
-
 /* Take the blocks an earlier, incomplete send of this object verified. */
 static void resume(struct receiver *r, struct session *s)
 {
@@ -632,8 +642,6 @@ static void resume(struct receiver *r, struct session *s)
 		return;
 	s->resumed = (uint32_t)n;
 	s->done_count += (uint32_t)n;
-	if (advance_hash(r, s, UINT32_MAX, NULL) < 0)
-		s->fail_why = "read error in the staging directory";
 	log_info("resuming %s: %ld of %" PRIu32 " blocks verified by an earlier send", s->name, n,
 	         s->an.block_count);
 	if (s->done_count == s->an.block_count && !s->complete_at)
@@ -706,25 +714,32 @@ static int manifest_symbol(struct receiver *r, struct session *s, const struct f
 
 /* ---- data blocks -------------------------------------------------------- */
 
-/* Feed the whole-content hash in block order; blocks that completed out of
- * order are read back from the staging file (page cache). */
-static int advance_hash(struct receiver *r, struct session *s, uint32_t b, const uint8_t *raw)
+/* The whole-content hash, on a thread of its own once every block is in:
+ * the staging file is read back (mostly from the page cache) while the
+ * decoder goes on with other frames. During the transfer the decoder only
+ * hashes each block, once, against the manifest. */
+static void *hash_content(void *arg)
 {
-	while (s->hash_next < s->an.block_count && bit(s->done, s->hash_next)) {
-		uint32_t i = s->hash_next;
-		size_t len = (size_t)block_raw_len(s, i);
-		const uint8_t *p = raw;
-		if (i != b) {
-			int rc = pread_full(s->fd, r->readback, len,
-			                    (off_t)((uint64_t)i * s->an.chunk_size));
-			if (rc < 0)
-				return rc;
-			p = r->readback;
-		}
-		crypto_generichash_update(&s->whole, p, len);
-		s->hash_next++;
+	struct session *s = arg;
+	crypto_generichash_state st;
+	uint8_t *buf = malloc(HASH_BUF);
+	uint64_t off = 0;
+	int rc = buf ? 0 : -ENOMEM;
+
+	crypto_generichash_init(&st, NULL, 0, PROTO_HASH_LEN);
+	posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	while (rc == 0 && off < s->an.object_size) {
+		size_t n = s->an.object_size - off < HASH_BUF ? (size_t)(s->an.object_size - off)
+		                                              : HASH_BUF;
+		rc = pread_full(s->fd, buf, n, (off_t)off);
+		if (rc == 0)
+			crypto_generichash_update(&st, buf, n);
+		off += n;
 	}
-	return 0;
+	crypto_generichash_final(&st, s->content, PROTO_HASH_LEN);
+	free(buf);
+	atomic_store(&s->hash_state, rc == 0 ? HASH_DONE : HASH_FAILED);
+	return NULL;
 }
 
 /* Why a stored block could not be kept. Local I/O problems are "failed"
@@ -784,8 +799,6 @@ static const char *store_block(struct receiver *r, struct session *s, uint32_t b
 	}
 	set_bit(s->done, b);
 	s->done_count++;
-	if (advance_hash(r, s, b, raw) < 0)
-		return ERR_READ;
 	return NULL;
 }
 
@@ -966,7 +979,7 @@ static void publish(struct receiver *r, struct session *s)
 	char hex[2 * PROTO_HASH_LEN + 1];
 	int rc;
 
-	crypto_generichash_final(&s->whole, h, PROTO_HASH_LEN);
+	memcpy(h, s->content, PROTO_HASH_LEN);
 	if (sodium_memcmp(h, s->m.content_hash, PROTO_HASH_LEN) != 0) {
 		session_fail(r, s, "rejected", "content hash does not match the manifest");
 		return;
@@ -1014,6 +1027,28 @@ static void publish(struct receiver *r, struct session *s)
 	session_remove(r, s);
 }
 
+/* Every block is in: hash the whole content (in the background), then
+ * publish. Called on every tick until the session is gone. */
+static void verify_and_publish(struct receiver *r, struct session *s)
+{
+	switch (atomic_load(&s->hash_state)) {
+	case HASH_IDLE:
+		atomic_store(&s->hash_state, HASH_RUNNING);
+		if (pthread_create(&s->hasher, NULL, hash_content, s) == 0)
+			s->hasher_started = 1;
+		else
+			hash_content(s); /* no thread to be had: here and now */
+		return;
+	case HASH_RUNNING:
+		return;
+	case HASH_DONE:
+		publish(r, s);
+		return;
+	default:
+		session_fail(r, s, "failed", ERR_READ);
+	}
+}
+
 void rcv_tick(struct receiver *r, uint64_t now)
 {
 	link_tick(r, now);
@@ -1057,7 +1092,7 @@ void rcv_tick(struct receiver *r, uint64_t now)
 		/* Publish once the sender said it is done, or shortly after the
 		 * last block, so the receipt's loss figures are whole. */
 		if (complete && (s->end_seen || now - s->complete_at >= r->cfg->end_grace_ns)) {
-			publish(r, s);
+			verify_and_publish(r, s);
 		} else if (s->end_seen && now - s->end_seen >= r->cfg->end_grace_ns) {
 			snprintf(why, sizeof(why),
 			         "sender finished but %" PRIu32 " of %" PRIu32
@@ -1093,9 +1128,8 @@ int rcv_init(struct receiver *r, const struct rcv_config *cfg, struct staging *s
 	r->links = calloc(cfg->ntrusted + 1, sizeof(*r->links));
 	r->zstd = ZSTD_createDCtx();
 	r->raw = malloc(r->raw_cap);
-	r->readback = malloc(r->raw_cap);
 	if (group_pool_init(&r->pool, cfg->memory_budget) < 0 || !r->sessions || !r->links ||
-	    !r->zstd || !r->raw || !r->readback) {
+	    !r->zstd || !r->raw) {
 		rcv_free(r);
 		return -ENOMEM;
 	}
@@ -1112,6 +1146,5 @@ void rcv_free(struct receiver *r)
 	group_pool_free(&r->pool);
 	ZSTD_freeDCtx(r->zstd);
 	free(r->raw);
-	free(r->readback);
 	r->sessions = NULL;
 }

@@ -75,9 +75,8 @@ struct receiver {
 	struct link *links; /* one per trusted key */
 	unsigned nsessions;
 	struct group_pool pool;
-	void *zstd;        /* ZSTD_DCtx */
-	uint8_t *raw;      /* one decompressed block */
-	uint8_t *readback; /* one block read back for the content hash */
+	void *zstd;   /* ZSTD_DCtx */
+	uint8_t *raw; /* one decompressed block */
 	size_t raw_cap;
 	uint64_t next_expiry; /* when to look for stale partials next */
 	uint64_t dead[1024];  /* recently finished or refused session ids */
