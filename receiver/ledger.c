@@ -9,9 +9,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "common/crypto.h"
 #include "common/util.h"
 #include "ledger.h"
+#include "proto/bytes.h"
+#include "proto/manifest.h"
 
 static int subdir(int at, const char *name)
 {
@@ -23,6 +27,7 @@ static int subdir(int at, const char *name)
 
 int ledger_open(struct ledger *l, int state_fd)
 {
+	l->state_fd = state_fd; /* borrowed from staging, which closes it */
 	l->senders_fd = subdir(state_fd, "senders");
 	l->objects_fd = subdir(state_fd, "objects");
 	if (l->senders_fd < 0 || l->objects_fd < 0) {
@@ -100,4 +105,90 @@ int ledger_add_object(struct ledger *l, const uint8_t oid[static PROTO_HASH_LEN]
 		return -errno;
 	close(fd);
 	return fsync(l->objects_fd) < 0 ? -errno : 0;
+}
+
+/* Journal layout: object id (32) | content hash (32) | sender (8) |
+ * sequence (8) | size (8) | session (8) | kind (1) | entries (4) |
+ * name length (2) | name | BLAKE2b-256 of all before (32). */
+#define INTENT_FIXED (32 + 32 + 8 + 8 + 8 + 8 + 1 + 4 + 2)
+#define INTENT_NAME  "publishing"
+
+int ledger_intent_write(struct ledger *l, const struct ledger_intent *in)
+{
+	uint8_t buf[INTENT_FIXED + 255 + PROTO_HASH_LEN], *p = buf;
+	size_t nlen = strnlen(in->name, 255), len;
+	int fd, rc;
+
+	memcpy(p, in->object_id, 32), p += 32;
+	memcpy(p, in->content, 32), p += 32;
+	memcpy(p, in->sender, 8), p += 8;
+	put_le64(p, in->sequence), p += 8;
+	put_le64(p, in->size), p += 8;
+	put_le64(p, in->session), p += 8;
+	*p++ = in->kind;
+	put_le32(p, in->entries), p += 4;
+	put_le16(p, (uint16_t)nlen), p += 2;
+	memcpy(p, in->name, nlen), p += nlen;
+	crypto_generichash(p, PROTO_HASH_LEN, buf, (size_t)(p - buf), NULL, 0);
+	len = (size_t)(p - buf) + PROTO_HASH_LEN;
+	fd = openat(l->state_fd, INTENT_NAME ".tmp",
+	            O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	rc = write_full(fd, buf, len);
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && renameat(l->state_fd, INTENT_NAME ".tmp", l->state_fd, INTENT_NAME) < 0)
+		rc = -errno;
+	if (rc == 0 && fsync(l->state_fd) < 0)
+		rc = -errno;
+	return rc;
+}
+
+int ledger_intent_read(struct ledger *l, struct ledger_intent *out)
+{
+	uint8_t buf[INTENT_FIXED + 255 + PROTO_HASH_LEN + 1], h[PROTO_HASH_LEN];
+	const uint8_t *p = buf;
+	ssize_t n;
+	size_t nlen;
+	int fd = openat(l->state_fd, INTENT_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n < INTENT_FIXED + PROTO_HASH_LEN)
+		goto damaged;
+	nlen = get_le16(buf + INTENT_FIXED - 2);
+	if (nlen > 255 || (size_t)n != INTENT_FIXED + nlen + PROTO_HASH_LEN)
+		goto damaged;
+	crypto_generichash(h, sizeof(h), buf, INTENT_FIXED + nlen, NULL, 0);
+	if (sodium_memcmp(h, buf + INTENT_FIXED + nlen, PROTO_HASH_LEN) != 0)
+		goto damaged;
+	memset(out, 0, sizeof(*out));
+	memcpy(out->object_id, p, 32), p += 32;
+	memcpy(out->content, p, 32), p += 32;
+	memcpy(out->sender, p, 8), p += 8;
+	out->sequence = get_le64(p), p += 8;
+	out->size = get_le64(p), p += 8;
+	out->session = get_le64(p), p += 8;
+	out->kind = *p++;
+	out->entries = get_le32(p), p += 4;
+	p += 2;
+	memcpy(out->name, p, nlen);
+	out->name[nlen] = '\0';
+	if (!proto_name_valid((const uint8_t *)out->name, nlen))
+		goto damaged;
+	return 1;
+damaged:
+	ledger_intent_clear(l); /* torn by the crash: the rename never happened */
+	return 0;
+}
+
+void ledger_intent_clear(struct ledger *l)
+{
+	if (unlinkat(l->state_fd, INTENT_NAME, 0) == 0)
+		fsync(l->state_fd);
+	unlinkat(l->state_fd, INTENT_NAME ".tmp", 0);
 }

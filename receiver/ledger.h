@@ -13,6 +13,22 @@
 struct ledger {
 	int senders_fd; /* STATE/senders: one file per sender key id */
 	int objects_fd; /* STATE/objects: one empty file per published object */
+	int state_fd;   /* STATE, for the publication journal */
+};
+
+/* The publication journal, STATE/publishing: what is being moved into the
+ * inbox, written durably before the rename and removed once the object's
+ * receipt is in the log. A crash in between leaves it behind, and the next
+ * start writes the missing receipt (DESIGN.md: "record anything found
+ * published without a receipt"). */
+struct ledger_intent {
+	uint8_t object_id[PROTO_HASH_LEN];
+	uint8_t content[PROTO_HASH_LEN];
+	uint8_t sender[PROTO_KEYID_LEN];
+	uint64_t sequence, size, session;
+	uint8_t kind; /* enum manifest_kind */
+	uint32_t entries;
+	char name[256];
 };
 
 /* Open (creating) the two directories under the state directory fd. */
@@ -28,5 +44,12 @@ ledger_set_sequence(struct ledger *l, const uint8_t id[static PROTO_KEYID_LEN], 
 int ledger_has_object(const struct ledger *l, const uint8_t oid[static PROTO_HASH_LEN]);
 __attribute__((warn_unused_result)) int ledger_add_object(struct ledger *l,
                                                           const uint8_t oid[static PROTO_HASH_LEN]);
+
+__attribute__((warn_unused_result)) int ledger_intent_write(struct ledger *l,
+                                                            const struct ledger_intent *in);
+/* 1 and *out filled when a journal is there and intact, 0 when none (a
+ * damaged one is removed and counts as none), -errno on a read error. */
+int ledger_intent_read(struct ledger *l, struct ledger_intent *out);
+void ledger_intent_clear(struct ledger *l);
 
 #endif

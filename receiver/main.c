@@ -694,6 +694,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	have_r = 1;
+	if (rcv_recover(&r) < 0)
+		goto out;
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	log_info("listening on %s, inbox %s, receipts %s", o.listen, o.inbox, receipts);

@@ -19,12 +19,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sodium.h>
 #include <zstd.h>
 
 #include "bundle.h"
+#include "common/crashpoint.h"
 #include "common/crypto.h"
 #include "common/fec.h"
 #include "common/log.h"
@@ -971,6 +973,21 @@ void rcv_handle(struct receiver *r, uint8_t *buf, size_t len, uint64_t now)
 
 /* ---- publication and timers ----------------------------------------------- */
 
+static int write_intent(struct receiver *r, const struct session *s)
+{
+	struct ledger_intent in = {.sequence = s->m.sequence,
+	                           .size = s->an.object_size,
+	                           .session = s->id,
+	                           .kind = s->m.kind,
+	                           .entries = s->m.entry_count};
+
+	memcpy(in.object_id, s->an.object_id, PROTO_HASH_LEN);
+	memcpy(in.content, s->content, PROTO_HASH_LEN);
+	memcpy(in.sender, s->an.sender_id, PROTO_KEYID_LEN);
+	snprintf(in.name, sizeof(in.name), "%s", s->name);
+	return ledger_intent_write(r->ledger, &in);
+}
+
 static void publish(struct receiver *r, struct session *s)
 {
 	char why[300];
@@ -985,10 +1002,17 @@ static void publish(struct receiver *r, struct session *s)
 		return;
 	}
 	why[0] = '\0';
+	if (write_intent(r, s) < 0) {
+		session_fail(r, s, "failed",
+		             "cannot write the publication journal in the state directory");
+		return;
+	}
 	if (s->m.kind == MANIFEST_KIND_BUNDLE)
 		rc = bundle_publish(r->st, s->fd, s->part, s->name, &s->m, why, sizeof(why));
 	else
 		rc = staging_publish(r->st, s->fd, s->part, s->name);
+	if (rc < 0)
+		ledger_intent_clear(r->ledger); /* nothing was published */
 	if (rc == -EEXIST) {
 		session_fail(r, s, "conflict",
 		             "something with this name is already in the inbox; not overwritten");
@@ -1018,7 +1042,9 @@ static void publish(struct receiver *r, struct session *s)
 	}
 	receipt_frames(rec, s, 1);
 	receipt_margin(rec, s);
+	crashpoint("before-published-receipt");
 	receipt_write(rec);
+	ledger_intent_clear(r->ledger);
 	hex_encode(hex, h, PROTO_HASH_LEN);
 	log_info("published %s (%" PRIu64 " bytes, blake2b-256 %.16s..., %" PRIu64
 	         " symbols rebuilt by the FEC)",
@@ -1106,6 +1132,88 @@ void rcv_tick(struct receiver *r, uint64_t now)
 			session_fail(r, s, "incomplete", why);
 		}
 	}
+}
+
+/* BLAKE2b-256 of inbox/name, a regular file; 0 or -errno. */
+static int hash_inbox_file(struct receiver *r, const char *name, uint8_t out[PROTO_HASH_LEN])
+{
+	crypto_generichash_state st;
+	uint8_t *buf = malloc(HASH_BUF);
+	int fd = open_beneath(r->st->inbox_fd, name, O_RDONLY | O_NOFOLLOW, 0), rc = 0;
+	ssize_t n;
+
+	if (fd < 0 || !buf) {
+		free(buf);
+		if (fd >= 0)
+			close(fd);
+		return fd < 0 ? fd : -ENOMEM;
+	}
+	crypto_generichash_init(&st, NULL, 0, PROTO_HASH_LEN);
+	while ((n = read(fd, buf, HASH_BUF)) > 0)
+		crypto_generichash_update(&st, buf, (size_t)n);
+	if (n < 0)
+		rc = -errno;
+	crypto_generichash_final(&st, out, PROTO_HASH_LEN);
+	close(fd);
+	free(buf);
+	return rc;
+}
+
+int rcv_recover(struct receiver *r)
+{
+	struct ledger_intent in;
+	struct receipt_rec *rec;
+	struct stat st;
+	uint8_t h[PROTO_HASH_LEN];
+	char kid[2 * PROTO_KEYID_LEN + 1];
+	const char *event = "published", *why;
+	int rc = ledger_intent_read(r->ledger, &in);
+
+	if (rc <= 0)
+		return rc;
+	if (fstatat(r->st->inbox_fd, in.name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		event = "failed";
+		why = "the receiver stopped while publishing this object, before it reached the "
+		      "inbox; send it again";
+	} else if (in.kind == MANIFEST_KIND_FILE &&
+	           (!S_ISREG(st.st_mode) || hash_inbox_file(r, in.name, h) < 0 ||
+	            sodium_memcmp(h, in.content, PROTO_HASH_LEN) != 0)) {
+		event = "failed";
+		why = "the receiver stopped while publishing this object; what is in the inbox "
+		      "under its name is not it";
+	} else if (in.kind == MANIFEST_KIND_BUNDLE && !S_ISDIR(st.st_mode)) {
+		event = "failed";
+		why = "the receiver stopped while publishing this bundle; what is in the inbox "
+		      "under its name is not it";
+	} else {
+		why = "published just before the receiver stopped; this receipt was written at the "
+		      "next start";
+		if (ledger_add_object(r->ledger, in.object_id) < 0)
+			log_warn("cannot record %s as published", in.name);
+	}
+	rec = receipt_begin(r->log, event);
+	receipt_hex(rec, "object", in.object_id, PROTO_HASH_LEN);
+	receipt_strn(rec, "name", (const uint8_t *)in.name, strlen(in.name));
+	receipt_u64(rec, "size", in.size);
+	hex_encode(kid, in.sender, PROTO_KEYID_LEN);
+	receipt_str(rec, "sender", kid);
+	receipt_u64(rec, "sequence", in.sequence);
+	receipt_hex(rec, "session", (const uint8_t *)&in.session, sizeof(in.session));
+	if (strcmp(event, "published") == 0)
+		receipt_hex(rec, "blake2b", in.content, PROTO_HASH_LEN);
+	if (in.kind == MANIFEST_KIND_BUNDLE) {
+		receipt_str(rec, "kind", "bundle");
+		receipt_u64(rec, "entries", in.entries);
+	}
+	receipt_str(rec, strcmp(event, "published") == 0 ? "recovered" : "reason", why);
+	rc = receipt_commit(rec);
+	if (rc < 0) {
+		log_err("cannot append to the receipt log: %s", strerror(-rc));
+		return rc; /* the journal stays for the next start */
+	}
+	log_warn("%s: %s", in.name, why);
+	ledger_intent_clear(r->ledger);
+	return 1;
 }
 
 void rcv_abandon_all(struct receiver *r, const char *reason)

@@ -98,6 +98,12 @@ void rcv_free(struct receiver *r);
 void rcv_handle(struct receiver *r, uint8_t *buf, size_t len, uint64_t now);
 /* Timers: publish completed objects, give up on stalled ones. */
 void rcv_tick(struct receiver *r, uint64_t now);
+/* Start-up, after staging is cleaned: if the last run stopped between
+ * moving an object into the inbox and writing its receipt, write the
+ * receipt now (or a "failed" one if the object is not there). Returns 1 when
+ * it found such an object, 0 when not, -errno when the log cannot be
+ * written. */
+int rcv_recover(struct receiver *r);
 /* Shutdown: record every unfinished session as incomplete. */
 void rcv_abandon_all(struct receiver *r, const char *reason);
 

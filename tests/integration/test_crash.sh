@@ -11,11 +11,15 @@
 #   before-publish-rename  file complete, verified and fsynced; not yet renamed
 #   after-publish-rename   renamed into the inbox; no fsync of the inbox, no
 #                          receipt yet
+#   before-published-receipt  renamed, inbox fsynced, ledger updated; the
+#                          receipt not yet written
 #
 # The promises checked: the process really died of SIGKILL at that point; the
 # inbox never holds a partial file; a restart removes stale staging files and
 # says so in its start receipt; a crash after the rename leaves the complete,
-# byte-identical file; and the receiver then serves new transfers.
+# byte-identical file and the restart writes its missing "published" receipt
+# from the publication journal (a crash before it, a "failed" one); and the
+# receiver then serves new transfers.
 #
 # Usage: test_crash.sh BUILD_DIR
 set -euo pipefail
@@ -86,7 +90,8 @@ parts() { find "$1/inbox/.sluice/staging" -name '*.part' 2>/dev/null | wc -l; }
 head -c $((6 << 20)) /dev/urandom >"$T/data.bin"
 head -c $((1 << 20)) /dev/urandom >"$T/small.bin"
 
-for point in staging-created before-publish-rename after-publish-rename; do
+for point in staging-created before-publish-rename after-publish-rename \
+	before-published-receipt; do
 	D=$T/$point
 	PORT=$((PORT + 1))
 	SLUICE_CRASH_AT=$point start_recv "$D"
@@ -100,7 +105,9 @@ for point in staging-created before-publish-rename after-publish-rename; do
 	check "$point: receiver died of SIGKILL (exit status $rrc, want 137)" test "$rrc" -eq 137
 	check "$point: the crash point fired" grep -q 'crashpoint: SLUICE_CRASH_AT matched' "$D/recv.log"
 	stale=$(parts "$D")
-	if [ "$point" = after-publish-rename ]; then
+	renamed=0
+	case $point in after-publish-rename | before-published-receipt) renamed=1 ;; esac
+	if [ "$renamed" = 1 ]; then
 		check "$point: the renamed file is in the inbox, complete and identical" \
 			cmp -s "$T/data.bin" "$D/inbox/data.bin"
 		check "$point: nothing else in the inbox" test "$(inbox_files "$D")" -eq 1
@@ -125,26 +132,29 @@ for point in staging-created before-publish-rename after-publish-rename; do
 	for _ in $(seq 50); do [ -e "$D/inbox/small.bin" ] && break; sleep 0.1; done
 	check "$point: a transfer after the restart publishes, identical" \
 		cmp -s "$T/small.bin" "$D/inbox/small.bin"
-	if [ "$point" = after-publish-rename ]; then
-		# Known gap (OPERATIONS.md "Not yet"): the file renamed just
-		# before the crash has no "published" receipt, and nothing at
-		# start records it. Report, do not fail.
-		if ! grep -q '"event":"published".*"name":"data.bin"' \
-			"$D/inbox/.sluice/receipts.jsonl"; then
-			echo "# note: $point: data.bin is in the inbox without a published receipt" \
-				"(known gap: not detected at start)"
-		fi
-		# Sending it again must not overwrite the file that is there.
+	receipts=$D/inbox/.sluice/receipts.jsonl
+	if [ "$renamed" = 1 ]; then
+		check "$point: the restart writes the missing published receipt" \
+			grep -q '"event":"published".*"name":"data.bin".*"recovered":"published just before' \
+			"$receipts"
+		check "$point: exactly one published receipt for it" \
+			test "$(grep -c '"event":"published".*"name":"data.bin"' "$receipts")" -eq 1
+		# Sending it again: the same object, logged as a duplicate, never
+		# an overwrite.
 		set +e
 		send "$T/data.bin" --rate 300m
 		set -e
 		for _ in $(seq 50); do
-			grep -q '"event":"conflict"' "$D/inbox/.sluice/receipts.jsonl" && break
+			grep -q '"event":"duplicate"' "$receipts" && break
 			sleep 0.1
 		done
-		check "$point: resending it is a conflict, not an overwrite" \
-			grep -q '"event":"conflict".*"name":"data.bin"' "$D/inbox/.sluice/receipts.jsonl"
+		check "$point: resending it is a duplicate, not an overwrite" \
+			grep -q '"event":"duplicate".*"name":"data.bin"' "$receipts"
 		check "$point: the file is still identical" cmp -s "$T/data.bin" "$D/inbox/data.bin"
+	elif [ "$point" = before-publish-rename ]; then
+		check "$point: the restart records that the object was not published" \
+			grep -q '"event":"failed".*"name":"data.bin".*before it reached the inbox' \
+			"$receipts"
 	fi
 	kill -TERM "$RPID"
 	set +e
