@@ -1133,6 +1133,35 @@ int receipt_get_str(const char *line, size_t len, const char *key, char *out, si
 	return 0;
 }
 
+int receipt_get_double(const char *line, size_t len, const char *key, double *val)
+{
+	struct cursor c;
+	char num[32];
+	size_t n = 0;
+	char *end;
+	int rc;
+
+	if (!line || !key)
+		return -EINVAL;
+	rc = find_field(line, len, key, &c);
+	if (rc < 0)
+		return rc;
+	if (eat(&c, "null"))
+		return -ENODATA;
+	while (c.i < c.len && n < sizeof(num) - 1 &&
+	       (c.p[c.i] == '-' || c.p[c.i] == '.' || (c.p[c.i] >= '0' && c.p[c.i] <= '9')))
+		num[n++] = c.p[c.i++];
+	num[n] = '\0';
+	if (n == 0 || (peek(&c) != ',' && peek(&c) != '}'))
+		return -EINVAL;
+	double v = strtod(num, &end);
+	if (*end)
+		return -EINVAL;
+	if (val)
+		*val = v;
+	return 0;
+}
+
 int receipt_get_u64(const char *line, size_t len, const char *key, uint64_t *val)
 {
 	struct cursor c;

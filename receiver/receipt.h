@@ -172,6 +172,9 @@ __attribute__((warn_unused_result)) int receipt_get_str(const char *line, size_t
  * exponent. */
 __attribute__((warn_unused_result)) int receipt_get_u64(const char *line, size_t len,
                                                         const char *key, uint64_t *val);
+/* A number as receipt_double writes it ("%.4f", or an integer). */
+__attribute__((warn_unused_result)) int receipt_get_double(const char *line, size_t len,
+                                                           const char *key, double *val);
 
 /* Parse one receipt line (without its newline) just enough to extract "n",
  * "event" and "prev". Strict: one JSON object, no whitespace, printable ASCII

@@ -781,14 +781,18 @@ static int load_pubs(char **paths, size_t n, uint8_t (*pubs)[32])
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s verify LOG [--log-pub log.pub ...] [--inbox DIR --rehash]\n"
+	        "usage: %s verify LOG [--log-pub log.pub ...] [--anchor FILE ...]\n"
+	        "                      [--inbox DIR --rehash]\n"
 	        "       %s report LOG [--since DATE]\n"
 	        "\n"
 	        "verify  checks that every line parses, n counts up, every prev chains\n"
 	        "        (skipping exactly what log-damaged records report), and with\n"
 	        "        --log-pub that every checkpoint's Ed25519 signature verifies.\n"
+	        "        --anchor FILE: checkpoint lines saved off the box earlier must\n"
+	        "        still be in the log, unchanged (detects a log cut back).\n"
 	        "        --rehash re-hashes each published file still in --inbox DIR.\n"
-	        "report  summarises events, published objects, rejections, incomplete\n"
+	        "report  summarises per day (objects, bytes, failures, loss, worst FEC\n"
+	        "        margin), events, published objects, rejections, incomplete\n"
 	        "        transfers, damaged ranges and the last checkpoint.\n"
 	        "        --since DATE: only records from DATE on (UTC), YYYY-MM-DD or\n"
 	        "        YYYY-MM-DDTHH:MM[:SS].\n"
@@ -805,16 +809,60 @@ static int usage_error(const char *what, const char *arg)
 	return EXIT_USAGE;
 }
 
+/* Every checkpoint line in an anchor file (copied off the box earlier) must
+ * still be in the log, byte for byte: a log cut back to an earlier
+ * checkpoint, or rewritten and re-signed, loses it. */
+static int check_anchor(struct walk *w, const struct logfile *lf, const char *path)
+{
+	struct logfile an = {.path = path};
+	size_t found = 0;
+
+	if (read_log(&an) < 0 || classify(&an) < 0) {
+		free(an.data);
+		free(an.lines);
+		return -1;
+	}
+	for (size_t i = 0; i < an.count; i++) {
+		const struct line *a = &an.lines[i];
+		bool here = false;
+		if (a->len == 0)
+			continue;
+		if (!a->parses || !is_event(a, "checkpoint")) {
+			printf("FAIL anchor %s line %zu: not a checkpoint record\n", path, i + 1);
+			w->problems++;
+			continue;
+		}
+		for (size_t j = 0; j < lf->count && !here; j++)
+			here = lf->lines[j].len == a->len &&
+			       memcmp(line_ptr(lf, j), line_ptr(&an, i), a->len) == 0;
+		if (here) {
+			found++;
+			continue;
+		}
+		printf("FAIL anchor %s line %zu: checkpoint n %" PRIu64
+		       " is not in the log: it was "
+		       "cut back or rewritten since the anchor was taken\n",
+		       path, i + 1, a->n);
+		w->problems++;
+	}
+	if (found)
+		printf("anchors: %zu checkpoint%s from %s found unchanged\n", found,
+		       found == 1 ? "" : "s", path);
+	free(an.data);
+	free(an.lines);
+	return 0;
+}
+
 static int cmd_verify(int argc, char **argv)
 {
-	static const struct option opts[] = {{"log-pub", required_argument, NULL, 'p'},
-	                                     {"inbox", required_argument, NULL, 'i'},
-	                                     {"rehash", no_argument, NULL, 'r'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {NULL, 0, NULL, 0}};
-	char *pubpaths[MAX_PUBS];
+	static const struct option opts[] = {
+	    {"log-pub", required_argument, NULL, 'p'}, {"anchor", required_argument, NULL, 'a'},
+	    {"inbox", required_argument, NULL, 'i'},   {"rehash", no_argument, NULL, 'r'},
+	    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+	char *pubpaths[MAX_PUBS], *anchors[MAX_PUBS];
 	uint8_t pubs[MAX_PUBS][32];
 	const char *inbox = NULL;
+	size_t nanchors = 0;
 	struct logfile lf = {0};
 	struct walk w = {.print = true};
 	size_t npubs = 0;
@@ -827,6 +875,12 @@ static int cmd_verify(int argc, char **argv)
 				return usage_error("too many --log-pub keys, the limit is 16:",
 				                   optarg);
 			pubpaths[npubs++] = optarg;
+			break;
+		case 'a':
+			if (nanchors == MAX_PUBS)
+				return usage_error("too many --anchor files, the limit is 16:",
+				                   optarg);
+			anchors[nanchors++] = optarg;
 			break;
 		case 'i':
 			inbox = optarg;
@@ -861,6 +915,9 @@ static int cmd_verify(int argc, char **argv)
 	if (read_log(&lf) < 0 || classify(&lf) < 0 || walk_chain(&w, &lf) < 0)
 		goto out;
 	verify_summary(&w, &lf);
+	for (size_t a = 0; a < nanchors; a++)
+		if (check_anchor(&w, &lf, anchors[a]) < 0)
+			goto out;
 	if (dfd >= 0 && rehash(&w, &lf, dfd) < 0)
 		goto out;
 	if (w.problems) {
@@ -982,6 +1039,85 @@ static bool selected(const struct logfile *lf, size_t i, const char *since)
 		return true;
 	return receipt_get_str(line_ptr(lf, i), l->len, "time", t, sizeof(t), NULL) == 0 &&
 	       strcmp(t, since) >= 0;
+}
+
+struct day {
+	char date[11];
+	uint64_t objects, bytes, failures, frames_sent, frames_lost, link_lost;
+	double worst_margin; /* lowest fec_margin_pct of a published object; < 0: none */
+};
+
+static struct day *day_of(struct day *days, size_t *n, size_t cap, const char *time)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (strncmp(days[i].date, time, 10) == 0)
+			return &days[i];
+	if (*n == cap)
+		return NULL;
+	memset(&days[*n], 0, sizeof(days[*n]));
+	memcpy(days[*n].date, time, 10);
+	days[*n].worst_margin = -1;
+	return &days[(*n)++];
+}
+
+/* One line per UTC day: what a person checking the diode wants first. */
+static void report_days(const struct logfile *lf, const char *since)
+{
+	static const char *const failures[] = {"incomplete", "rejected", "failed", "conflict",
+	                                       "replay"};
+	struct day *days = calloc(4096, sizeof(*days));
+	size_t n = 0;
+
+	if (!days)
+		return;
+	for (size_t i = 0; i < lf->count; i++) {
+		const struct line *l = &lf->lines[i];
+		char t[RECEIPT_TIME_LEN + 1];
+		uint64_t x;
+		struct day *d;
+		if (!selected(lf, i, since))
+			continue;
+		get_time(lf, i, t);
+		if (strlen(t) < 10 || !(d = day_of(days, &n, 4096, t)))
+			continue;
+		if (is_event(l, "published")) {
+			d->objects++;
+			d->bytes += field_u64(lf, i, "size", &x) ? x : 0;
+			d->frames_sent += field_u64(lf, i, "frames_sent", &x) ? x : 0;
+			d->frames_lost += field_u64(lf, i, "frames_lost", &x) ? x : 0;
+			double m;
+			if (receipt_get_double(line_ptr(lf, i), l->len, "fec_margin_pct", &m) ==
+			        0 &&
+			    (d->worst_margin < 0 || m < d->worst_margin))
+				d->worst_margin = m;
+		}
+		for (size_t f = 0; f < sizeof(failures) / sizeof(failures[0]); f++)
+			if (is_event(l, failures[f])) {
+				d->failures++;
+				d->frames_sent += field_u64(lf, i, "frames_sent", &x) ? x : 0;
+				d->frames_lost += field_u64(lf, i, "frames_lost", &x) ? x : 0;
+			}
+		if (is_event(l, "hourly"))
+			d->link_lost += field_u64(lf, i, "datagrams_lost", &x) ? x : 0;
+	}
+	printf("\nper day (UTC):\n");
+	printf("  %-10s  %7s  %14s  %8s  %12s  %11s  %10s\n", "date", "objects", "bytes",
+	       "failures", "frames lost", "link lost", "worst FEC");
+	for (size_t i = 0; i < n; i++) {
+		char margin[16] = "-";
+		char lost[32];
+		if (days[i].worst_margin >= 0)
+			snprintf(margin, sizeof(margin), "%.1f%%", days[i].worst_margin);
+		snprintf(lost, sizeof(lost), "%" PRIu64 " (%.2f%%)", days[i].frames_lost,
+		         days[i].frames_sent
+		             ? 100.0 * (double)days[i].frames_lost / (double)days[i].frames_sent
+		             : 0.0);
+		printf("  %-10s  %7" PRIu64 "  %14" PRIu64 "  %8" PRIu64 "  %12s  %11" PRIu64
+		       "  %10s\n",
+		       days[i].date, days[i].objects, days[i].bytes, days[i].failures, lost,
+		       days[i].link_lost, margin);
+	}
+	free(days);
 }
 
 static void report_published(const struct logfile *lf, const char *since)
@@ -1194,6 +1330,7 @@ static int cmd_report(int argc, char **argv)
 		       w.problems == 1 ? "" : "s", prog);
 	else
 		printf("chain: intact (signatures not checked here)\n");
+	report_days(&lf, since);
 	report_events(&lf, since, &shown);
 	report_published(&lf, since);
 	report_refused(&lf, since);

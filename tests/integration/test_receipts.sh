@@ -235,6 +235,20 @@ check "  with the damaged range skipped" out_has "1 damaged range skipped"
 check "  and every record covered" out_has "every record is covered by a signed checkpoint"
 check_exit "report shows the damaged range" 0 "$RCPT" report "$LOG"
 check "  (damaged ranges (1))" out_has "damaged ranges (1):"
+check "report has a per-day summary with the object" \
+	out_has "^  [0-9-]\{10\}  *1  *262144  *0 "
+
+# --- anchors: a log cut back to an earlier checkpoint ------------------------
+grep '"event":"checkpoint"' "$LOG" | tail -n 1 >"$T/anchor.jsonl"
+check_exit "verify --anchor passes while the anchored checkpoint is in the log" 0 \
+	"$RCPT" verify "$LOG" --log-pub "$PUB" --anchor "$T/anchor.jsonl"
+check "  and says it found it" out_has "anchors: 1 checkpoint from .* found unchanged"
+head -n "$n_lines" "$LOG" >"$T/cut.jsonl" # back to the first run's checkpoint
+check_exit "a log cut back to an earlier checkpoint still verifies on its own" 0 \
+	"$RCPT" verify "$T/cut.jsonl" --log-pub "$PUB"
+check_exit "but not against the anchor" 1 \
+	"$RCPT" verify "$T/cut.jsonl" --log-pub "$PUB" --anchor "$T/anchor.jsonl"
+check "  which names the missing checkpoint" out_has "FAIL anchor .*is not in the log: it was cut back"
 
 # --- the by-hand verifier in docs/RECEIPTS.md, an independent implementation ---
 DOC=$(dirname "$0")/../../docs/RECEIPTS.md
