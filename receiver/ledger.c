@@ -28,6 +28,7 @@ static int subdir(int at, const char *name)
 int ledger_open(struct ledger *l, int state_fd)
 {
 	l->state_fd = state_fd; /* borrowed from staging, which closes it */
+	l->journal_fd = -1;
 	l->senders_fd = subdir(state_fd, "senders");
 	l->objects_fd = subdir(state_fd, "objects");
 	if (l->senders_fd < 0 || l->objects_fd < 0) {
@@ -44,7 +45,9 @@ void ledger_close(struct ledger *l)
 		close(l->senders_fd);
 	if (l->objects_fd >= 0)
 		close(l->objects_fd);
-	l->senders_fd = l->objects_fd = -1;
+	if (l->journal_fd >= 0)
+		close(l->journal_fd);
+	l->senders_fd = l->objects_fd = l->journal_fd = -1;
 }
 
 uint64_t ledger_sequence(const struct ledger *l, const uint8_t id[static PROTO_KEYID_LEN])
@@ -113,12 +116,37 @@ int ledger_add_object(struct ledger *l, const uint8_t oid[static PROTO_HASH_LEN]
 #define INTENT_FIXED (32 + 32 + 8 + 8 + 8 + 8 + 1 + 4 + 2)
 #define INTENT_NAME  "publishing"
 
+#define INTENT_SLOT  INTENT_NAME ".slot"
+#define INTENT_SPACE 4096
+
+/* The journal's file, allocated once; after a crash it may be found under
+ * either name. */
+int ledger_intent_prepare(struct ledger *l)
+{
+	int fd;
+
+	if (l->journal_fd >= 0)
+		return 0;
+	fd = openat(l->state_fd, INTENT_SLOT, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	int rc = posix_fallocate(fd, 0, INTENT_SPACE);
+	if (rc != 0 && rc != EOPNOTSUPP) {
+		close(fd);
+		return -rc;
+	}
+	l->journal_fd = fd;
+	return 0;
+}
+
 int ledger_intent_write(struct ledger *l, const struct ledger_intent *in)
 {
-	uint8_t buf[INTENT_FIXED + 255 + PROTO_HASH_LEN], *p = buf;
-	size_t nlen = strnlen(in->name, 255), len;
-	int fd, rc;
+	uint8_t buf[INTENT_SPACE] = {0}, *p = buf;
+	size_t nlen = strnlen(in->name, 255);
+	int rc = ledger_intent_prepare(l);
 
+	if (rc < 0)
+		return rc;
 	memcpy(p, in->object_id, 32), p += 32;
 	memcpy(p, in->content, 32), p += 32;
 	memcpy(p, in->sender, 8), p += 8;
@@ -130,16 +158,11 @@ int ledger_intent_write(struct ledger *l, const struct ledger_intent *in)
 	put_le16(p, (uint16_t)nlen), p += 2;
 	memcpy(p, in->name, nlen), p += nlen;
 	crypto_generichash(p, PROTO_HASH_LEN, buf, (size_t)(p - buf), NULL, 0);
-	len = (size_t)(p - buf) + PROTO_HASH_LEN;
-	fd = openat(l->state_fd, INTENT_NAME ".tmp",
-	            O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	rc = write_full(fd, buf, len);
-	if (rc == 0 && fsync(fd) < 0)
+	/* Overwrite the allocated space in place: no new blocks needed. */
+	rc = pwrite_full(l->journal_fd, buf, sizeof(buf), 0);
+	if (rc == 0 && fdatasync(l->journal_fd) < 0)
 		rc = -errno;
-	close(fd);
-	if (rc == 0 && renameat(l->state_fd, INTENT_NAME ".tmp", l->state_fd, INTENT_NAME) < 0)
+	if (rc == 0 && renameat(l->state_fd, INTENT_SLOT, l->state_fd, INTENT_NAME) < 0)
 		rc = -errno;
 	if (rc == 0 && fsync(l->state_fd) < 0)
 		rc = -errno;
@@ -148,7 +171,7 @@ int ledger_intent_write(struct ledger *l, const struct ledger_intent *in)
 
 int ledger_intent_read(struct ledger *l, struct ledger_intent *out)
 {
-	uint8_t buf[INTENT_FIXED + 255 + PROTO_HASH_LEN + 1], h[PROTO_HASH_LEN];
+	uint8_t buf[INTENT_SPACE], h[PROTO_HASH_LEN];
 	const uint8_t *p = buf;
 	ssize_t n;
 	size_t nlen;
@@ -161,7 +184,7 @@ int ledger_intent_read(struct ledger *l, struct ledger_intent *out)
 	if (n < INTENT_FIXED + PROTO_HASH_LEN)
 		goto damaged;
 	nlen = get_le16(buf + INTENT_FIXED - 2);
-	if (nlen > 255 || (size_t)n != INTENT_FIXED + nlen + PROTO_HASH_LEN)
+	if (nlen > 255 || (size_t)n < INTENT_FIXED + nlen + PROTO_HASH_LEN)
 		goto damaged;
 	crypto_generichash(h, sizeof(h), buf, INTENT_FIXED + nlen, NULL, 0);
 	if (sodium_memcmp(h, buf + INTENT_FIXED + nlen, PROTO_HASH_LEN) != 0)
@@ -188,7 +211,7 @@ damaged:
 
 void ledger_intent_clear(struct ledger *l)
 {
-	if (unlinkat(l->state_fd, INTENT_NAME, 0) == 0)
+	/* Back to the slot, keeping its space for the next publication. */
+	if (renameat(l->state_fd, INTENT_NAME, l->state_fd, INTENT_SLOT) == 0)
 		fsync(l->state_fd);
-	unlinkat(l->state_fd, INTENT_NAME ".tmp", 0);
 }

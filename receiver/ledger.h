@@ -14,13 +14,16 @@ struct ledger {
 	int senders_fd; /* STATE/senders: one file per sender key id */
 	int objects_fd; /* STATE/objects: one empty file per published object */
 	int state_fd;   /* STATE, for the publication journal */
+	int journal_fd; /* its preallocated file, -1 when it could not be made */
 };
 
 /* The publication journal, STATE/publishing: what is being moved into the
  * inbox, written durably before the rename and removed once the object's
  * receipt is in the log. A crash in between leaves it behind, and the next
  * start writes the missing receipt (DESIGN.md: "record anything found
- * published without a receipt"). */
+ * published without a receipt"). Its space is allocated at start
+ * (STATE/publishing.slot), so a full disk at publication time does not stop
+ * it: the slot is overwritten in place and renamed to and fro. */
 struct ledger_intent {
 	uint8_t object_id[PROTO_HASH_LEN];
 	uint8_t content[PROTO_HASH_LEN];
@@ -45,6 +48,9 @@ int ledger_has_object(const struct ledger *l, const uint8_t oid[static PROTO_HAS
 __attribute__((warn_unused_result)) int ledger_add_object(struct ledger *l,
                                                           const uint8_t oid[static PROTO_HASH_LEN]);
 
+/* Allocate the journal's space now (after any leftover journal was dealt
+ * with); later writes then need no new disk blocks. 0 or -errno. */
+int ledger_intent_prepare(struct ledger *l);
 __attribute__((warn_unused_result)) int ledger_intent_write(struct ledger *l,
                                                             const struct ledger_intent *in);
 /* 1 and *out filled when a journal is there and intact, 0 when none (a

@@ -696,6 +696,10 @@ int main(int argc, char **argv)
 	have_r = 1;
 	if (rcv_recover(&r) < 0)
 		goto out;
+	if (ledger_intent_prepare(&ledger) < 0)
+		log_warn("cannot allocate the publication journal in %s; objects are still "
+		         "published, but one published just before a crash may lack its receipt",
+		         state);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	log_info("listening on %s, inbox %s, receipts %s", o.listen, o.inbox, receipts);

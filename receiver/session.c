@@ -1002,11 +1002,12 @@ static void publish(struct receiver *r, struct session *s)
 		return;
 	}
 	why[0] = '\0';
-	if (write_intent(r, s) < 0) {
-		session_fail(r, s, "failed",
-		             "cannot write the publication journal in the state directory");
-		return;
-	}
+	/* Without the journal a crash in the next instants would leave the
+	 * object without its receipt; that is no reason not to publish. */
+	if (write_intent(r, s) < 0)
+		log_warn("cannot write the publication journal in the state directory; "
+		         "publishing %s without it",
+		         s->name);
 	if (s->m.kind == MANIFEST_KIND_BUNDLE)
 		rc = bundle_publish(r->st, s->fd, s->part, s->name, &s->m, why, sizeof(why));
 	else
