@@ -47,9 +47,12 @@ W=$(cd "$W" && pwd)
 PIDS=()
 # shellcheck disable=SC2317 # called by the EXIT trap
 killtree() { # PID: the process and what it started (time -> timeout -> program)
+	killkids "$1"
+	kill "$1" 2>/dev/null || true
+}
+killkids() { # PID: only what it started, so GNU time still writes its report
 	local c
 	for c in $(pgrep -P "$1" 2>/dev/null); do killtree "$c"; done
-	kill "$1" 2>/dev/null || true
 }
 # shellcheck disable=SC2317
 cleanup() {
@@ -115,9 +118,10 @@ say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 # time_fields FILE -> "wall user sys maxrss_kib" from /usr/bin/time -f
 TFMT='%e %U %S %M'
 # (GNU time puts "Command exited with non-zero status N" first when it did)
-cpu_of() { tail -1 "$1" | awk '{ printf "%.2f", $2 + $3 }'; }
-rss_of() { tail -1 "$1" | awk '{ printf "%.0f", $4 / 1024 }'; }
-wall_of() { tail -1 "$1" | awk '{ printf "%.3f", ($1 > 0 ? $1 : 0.001) }'; }
+# (and nothing at all when it was killed itself)
+cpu_of() { tail -1 "$1" | awk '{ c = $2 + $3 } END { printf "%.2f", c }'; }
+rss_of() { tail -1 "$1" | awk '{ m = $4 / 1024 } END { printf "%.0f", m }'; }
+wall_of() { tail -1 "$1" | awk '{ w = $1 } END { printf "%.3f", (w > 0 ? w : 0.001) }'; }
 
 # ================= (a) raw ceiling =================
 CEIL=0 # payload Gb/s, loss-free
@@ -133,10 +137,11 @@ ceiling_run() { # RATE(0 = unpaced) SECONDS -> sets C_SENT C_RECV C_GBPS C_SWIRE
 	[ "$rate" != 0 ] && args+=(--rate "$rate")
 	"$B/udp_ceiling" send "${args[@]}" >"$W/ceil.send"
 	wait "$spid" || true
-	C_SENT=$(grep -o 'sent=[0-9]*' "$W/ceil.send" | cut -d= -f2)
-	C_RECV=$(grep -o 'received=[0-9]*' "$W/ceil.sink" | cut -d= -f2)
-	C_GBPS=$(grep -o ' gbps=[0-9.]*' "$W/ceil.sink" | cut -d= -f2)
-	C_SWIRE=$(grep -o 'wire_gbps=[0-9.]*' "$W/ceil.send" | cut -d= -f2)
+	C_SENT=$(grep -o 'sent=[0-9]*' "$W/ceil.send" | cut -d= -f2 || true)
+	C_RECV=$(grep -o 'received=[0-9]*' "$W/ceil.sink" | cut -d= -f2 || true)
+	C_GBPS=$(grep -o ' gbps=[0-9.]*' "$W/ceil.sink" | cut -d= -f2 || true)
+	C_SWIRE=$(grep -o 'wire_gbps=[0-9.]*' "$W/ceil.send" | cut -d= -f2 || true)
+	C_SENT=${C_SENT:-0} C_RECV=${C_RECV:--1} C_GBPS=${C_GBPS:-0} C_SWIRE=${C_SWIRE:-0}
 }
 if ! skip ceiling; then
 	log "(a) raw UDP ceiling: GSO blaster -> recvmmsg sink, 1472-byte datagrams"
@@ -196,8 +201,8 @@ sluice_run() {
 		S_OK=1
 	fi
 	rm -rf "$out/inbox" # keep the disk free; receipts are in the logs
-	secs=$(grep -o ' in [0-9.]* s' "$out.send.log" | awk '{ print $2 }')
-	S_WIRE=$(grep -o '[0-9]* Mb/s on the wire' "$out.send.log" | awk '{ print $1 }')
+	secs=$(grep -o ' in [0-9.]* s' "$out.send.log" | awk '{ print $2 }' || true)
+	S_WIRE=$(grep -o '[0-9]* Mb/s on the wire' "$out.send.log" | awk '{ print $1 }' || true)
 	S_GOOD=$(calc "${secs:-0} > 0 ? $(stat -c %s "$file") * 8 / ${secs:-1} / 1e9 : 0" 3)
 	S_E2E=$(calc "$(stat -c %s "$file") * 8 / ($t1 - $t0) / 1e9" 3)
 	S_WIRE=${S_WIRE:-0}
@@ -214,9 +219,9 @@ RECV_ARGS=() # extra sluice-recv options
 SL_BEST=0 SL_E2E=0 SL_RATE="" SL_NAME=""
 if ! skip sluice; then
 	log "(b) sluice --fec $FEC_PCT%, full crypto, random file"
-	# Ladder: the top first (the sender may simply be CPU-bound there), then
-	# bisection between the last success and the last failure.
-	lo=0.5; hi=8; rate=$hi; i=0
+	# Ladder from 2g: double while it delivers and the sender keeps up,
+	# bisect between the last success and the last failure otherwise.
+	lo=0; hi=0; rate=2
 	for i in 1 2 3 4; do
 		sluice_run "sl$i" "$W/rand.bin" "${rate}g"
 		sluice_line "(b) sluice" "${rate}g" "sl$i"
@@ -225,13 +230,12 @@ if ! skip sluice; then
 				SL_BEST=$S_GOOD SL_E2E=$S_E2E SL_RATE=${rate}g SL_NAME=sl$i
 			fi
 			lo=$rate
-			# sent what it asked for? then nothing above it was tried yet
+			# the sender could not reach the request: asking for more is moot
 			[ "$(calc "$S_WIRE / 1000 < $rate * 0.9" 0)" = 1 ] && break
-			[ "$rate" = "$hi" ] && break
 		else
 			hi=$rate
 		fi
-		rate=$(calc "($lo + $hi) / 2" 2)
+		if [ "$hi" = 0 ]; then rate=$(calc "$rate * 2" 2); else rate=$(calc "($lo + $hi) / 2" 2); fi
 	done
 	say "(b) sluice best: $SL_BEST Gb/s goodput at --rate $SL_RATE ($SL_E2E Gb/s end to end)"
 fi
@@ -272,7 +276,7 @@ udpcast_run() {
 	while kill -0 "$rpid" 2>/dev/null && kill -0 "$spid" 2>/dev/null; do sleep 0.05; done
 	wait "$rpid" 2>/dev/null || true
 	t1=$(now)
-	killtree "$spid"
+	killkids "$spid"
 	wait "$spid" 2>/dev/null || true
 	U_OK=0
 	cmp -s "$W/rand.bin" "$out.out" && U_OK=1
@@ -284,10 +288,9 @@ RMEM=$(cat /proc/sys/net/core/rmem_max 2>/dev/null || echo 4194304)
 UC_BEST=0 UC_SEND=0 UC_RATE=""
 if ! skip udpcast; then
 	log "(c) udpcast --async --fec $UDPCAST_FEC, random file, receiver --rcvbuf $RMEM"
-	# Same ladder as sluice; udp-sender is usually CPU-bound well below the
-	# top. Its --max-bitrate is a 32-bit int of bit/s: 3000m hangs before
-	# the first data packet, so the top is 2000m.
-	lo=100; hi=2000; rate=$hi
+	# Same ladder as sluice, from 500m. Its --max-bitrate is a 32-bit int of
+	# bit/s (3000m hangs before the first data packet), so the top is 2000m.
+	lo=0; hi=0; rate=500
 	for i in 1 2 3 4; do
 		udpcast_run "uc$i" "${rate}m"
 		say "(c) udpcast --max-bitrate ${rate}m: $([ "$U_OK" = 1 ] && echo identical || echo FAILED)," \
@@ -301,11 +304,11 @@ if ! skip udpcast; then
 			lo=$rate
 			# wire ~ goodput x 1.13 (FEC + headers): far below the request = CPU-bound
 			[ "$(calc "$U_SEND * 1.13 < $rate / 1000 * 0.9" 0)" = 1 ] && break
-			[ "$rate" = "$hi" ] && break
+			[ "$rate" = 2000 ] && break
 		else
 			hi=$rate
 		fi
-		rate=$(((lo + hi) / 2))
+		if [ "$hi" = 0 ]; then rate=$((rate * 2 > 2000 ? 2000 : rate * 2)); else rate=$(((lo + hi) / 2)); fi
 	done
 	say "(c) udpcast best: $UC_SEND Gb/s (sender run), $UC_BEST Gb/s end to end," \
 		"at --max-bitrate ${UC_RATE:-none}"
@@ -329,9 +332,10 @@ if ! skip pacing; then
 			--recipient "$W/keys/r/receiver.pub" --state-dir "$W/state" "$W/rand.bin" \
 			>"$W/pace$rate.log" 2>&1 || true
 		wait "$spid" || true
-		wire=$(grep -o 'wire_gbps=[0-9.]*' "$W/pace$rate.sink" | cut -d= -f2)
-		secs=$(grep -o 'seconds=[0-9.]*' "$W/pace$rate.sink" | cut -d= -f2)
-		own=$(grep -o '[0-9]* Mb/s on the wire' "$W/pace$rate.log" | awk '{ print $1 }')
+		wire=$(grep -o 'wire_gbps=[0-9.]*' "$W/pace$rate.sink" | cut -d= -f2 || true)
+		secs=$(grep -o 'seconds=[0-9.]*' "$W/pace$rate.sink" | cut -d= -f2 || true)
+		own=$(grep -o '[0-9]* Mb/s on the wire' "$W/pace$rate.log" | awk '{ print $1 }' || true)
+		wire=${wire:-0} secs=${secs:-0}
 		q=$(grep -o 'waited for frames.*' "$W/pace$rate.log" || echo "-")
 		say "pacing --rate ${rate}g: sink saw $(calc "$wire" 3) Gb/s over $(calc "$secs" 1) s" \
 			"(error $(calc "($wire - $rate) / $rate * 100" 1)%), sender says ${own:-?} Mb/s;" \
@@ -363,8 +367,9 @@ if [ "$RSS_GB" != 0 ]; then
 fi
 
 # ================= profile =================
-if ! skip profile && [ -n "$SL_RATE" ]; then
-	log "profile: perf record (cpu-clock) of sender and receiver at $SL_RATE"
+if ! skip profile; then
+	PROF_RATE=${SL_RATE:-1g}
+	log "profile: perf record (cpu-clock) of sender and receiver at $PROF_RATE"
 	if perf record -q -e cpu-clock -o "$W/perf.probe" true >/dev/null 2>&1; then
 		next_port
 		mkdir -p "$W/prof/inbox"
@@ -376,14 +381,24 @@ if ! skip profile && [ -n "$SL_RATE" ]; then
 		PIDS+=("$rpid")
 		sleep 0.5
 		perf record -q -e cpu-clock -F 999 -o "$W/send.perf" -- "$B/sluice-send" \
-			--to "127.0.0.1:$PORT" --rate "$SL_RATE" --key "$W/keys/s/sender.key" \
+			--to "127.0.0.1:$PORT" --rate "$PROF_RATE" --key "$W/keys/s/sender.key" \
 			--recipient "$W/keys/r/receiver.pub" --state-dir "$W/state" "$W/rand.bin" \
 			>/dev/null 2>&1 || true
 		wait "$rpid" || true
 		for side in send recv; do
-			say "profile $side (self time, top 12):"
+			say "profile $side, self time by library:"
+			perf report -i "$W/$side.perf" --stdio --no-children --sort dso 2>/dev/null |
+				grep -E '^ +[0-9.]+%' | sed -n '1,6p' | sed 's/^/    /' | tee -a "$RES"
+			# libsodium's BLAKE2b compression functions are static, so perf
+			# shows bare addresses in libsodium for them
+			say "  of which libsodium without a symbol (BLAKE2b): $(perf report \
+				-i "$W/$side.perf" --stdio --no-children --sort dso,symbol 2>/dev/null |
+				awk '/libsodium/ && /\] 0x/ { sub("%", "", $1); u += $1 }
+					END { printf "%.1f%%", u }')"
+			say "  top symbols:"
 			perf report -i "$W/$side.perf" --stdio --no-children --sort dso,symbol 2>/dev/null |
-				grep -E '^ +[0-9.]+%' | head -12 | sed 's/^/    /' | tee -a "$RES"
+				grep -E '^ +[0-9.]+%' | grep -v '\] 0x' | sed -n '1,8p' |
+				awk '{ printf "    %s %s %s\n", $1, $2, $4 }' | tee -a "$RES"
 		done
 		say "(full reports: perf report -i $W/{send,recv}.perf; BENCH_DIR keeps them)"
 	else
