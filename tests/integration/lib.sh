@@ -14,8 +14,12 @@ PIDS=()
 passed=0
 failed=0
 
+# A script that has more to undo at exit (a mount, a network namespace)
+# defines on_cleanup, before or after sourcing this file: it runs after the
+# processes in PIDS are killed and before $T is removed.
 cleanup() {
 	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	if declare -F on_cleanup >/dev/null; then on_cleanup || true; fi
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -103,6 +107,8 @@ wait_exit() { # wait_exit PID SECONDS -> exit status of PID (124 on timeout)
 stat_of() { grep "^$2=" "$T/$1/stats" | cut -d= -f2; }
 receipts() { cat "$T/$1/inbox/.sluice/receipts.jsonl"; }
 inbox_files() { find "$T/$1/inbox" -mindepth 1 -not -path '*/.sluice*' | wc -l; }
+# staging_parts NAME: staging files (*.part) in NAME's inbox
+staging_parts() { find "$T/$1/inbox/.sluice/staging" -name '*.part' 2>/dev/null | wc -l; }
 
 # receipt_count NAME EVENT: records of that event in NAME's receipt log
 receipt_count() {

@@ -24,68 +24,7 @@
 # Usage: test_crash.sh BUILD_DIR
 set -euo pipefail
 
-B=$(cd "${1:-${BUILD_DIR:-build}}" && pwd)
-T=$(mktemp -d /tmp/sluice-crash.XXXXXX)
-PIDS=()
-passed=0
-failed=0
-cleanup() {
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
-check() {
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
-for bin in sluice-send sluice-recv sluice-keygen; do
-	[ -x "$B/$bin" ] || { echo "missing $B/$bin: build first"; exit 1; }
-done
-
-mkdir -p "$T/keys"
-"$B/sluice-keygen" sender "$T/keys/sender" >/dev/null
-"$B/sluice-keygen" receiver "$T/keys/receiver" >/dev/null
-export SLUICE_STATE_DIR="$T/sender-state"
-PORT=$((20000 + RANDOM % 30000))
-
-# start_recv DIR [args]: a receiver on $PORT with inbox DIR/inbox; sets RPID.
-start_recv() {
-	local d=$1
-	shift
-	mkdir -p "$d/inbox"
-	"$B/sluice-recv" --listen "127.0.0.1:$PORT" --inbox "$d/inbox" \
-		--key "$T/keys/receiver/receiver.key" --trust "$T/keys/sender/sender.pub" \
-		--end-grace 0.5 --session-timeout 30 -q "$@" 2>>"$d/recv.log" &
-	RPID=$!
-	PIDS+=("$RPID")
-	sleep 0.3
-}
-send() { # send FILE [args]
-	local f=$1
-	shift
-	timeout 60 "$B/sluice-send" --to "127.0.0.1:$PORT" --key "$T/keys/sender/sender.key" \
-		--recipient "$T/keys/receiver/receiver.pub" -q "$@" "$f"
-}
-# wait_rc PID SECONDS: the exit status of PID (124 if still alive after SECONDS)
-wait_rc() {
-	local pid=$1 limit=$2 i=0 rc=0
-	while kill -0 "$pid" 2>/dev/null; do
-		i=$((i + 1))
-		if [ "$i" -gt $((limit * 10)) ]; then
-			kill -9 "$pid" 2>/dev/null || true
-			wait "$pid" 2>/dev/null || true
-			return 124
-		fi
-		sleep 0.1
-	done
-	wait "$pid" 2>/dev/null || rc=$?
-	return "$rc"
-}
-inbox_files() { find "$1/inbox" -mindepth 1 -maxdepth 1 -not -name .sluice | wc -l; }
-parts() { find "$1/inbox/.sluice/staging" -name '*.part' 2>/dev/null | wc -l; }
+. "$(dirname "$0")/lib.sh" "$@"
 
 head -c $((6 << 20)) /dev/urandom >"$T/data.bin"
 head -c $((1 << 20)) /dev/urandom >"$T/small.bin"
@@ -94,40 +33,40 @@ for point in staging-created before-publish-rename after-publish-rename \
 	before-published-receipt; do
 	D=$T/$point
 	PORT=$((PORT + 1))
-	SLUICE_CRASH_AT=$point start_recv "$D"
+	SLUICE_CRASH_AT=$point start_recv "$point" "$PORT" --end-grace 0.5
 	set +e
-	send "$T/data.bin" --rate 300m --fec 10% &
+	send "$PORT" "$T/data.bin" --rate 300m --fec 10% &
 	spid=$!
-	wait_rc "$RPID" 30
+	wait_exit "$RPID" 30
 	rrc=$?
 	wait "$spid" 2>/dev/null
 	set -e
 	check "$point: receiver died of SIGKILL (exit status $rrc, want 137)" test "$rrc" -eq 137
 	check "$point: the crash point fired" grep -q 'crashpoint: SLUICE_CRASH_AT matched' "$D/recv.log"
-	stale=$(parts "$D")
+	stale=$(staging_parts "$point")
 	renamed=0
 	case $point in after-publish-rename | before-published-receipt) renamed=1 ;; esac
 	if [ "$renamed" = 1 ]; then
 		check "$point: the renamed file is in the inbox, complete and identical" \
 			cmp -s "$T/data.bin" "$D/inbox/data.bin"
-		check "$point: nothing else in the inbox" test "$(inbox_files "$D")" -eq 1
+		check "$point: nothing else in the inbox" test "$(inbox_files "$point")" -eq 1
 		check "$point: no staging file left behind" test "$stale" -eq 0
 		want_removed=0
 	else
-		check "$point: no file in the inbox after the crash" test "$(inbox_files "$D")" -eq 0
+		check "$point: no file in the inbox after the crash" test "$(inbox_files "$point")" -eq 0
 		check "$point: the crash left a staging file ($stale)" test "$stale" -eq 1
 		want_removed=1
 	fi
 
 	# Restart normally: stale staging removed and recorded.
-	start_recv "$D"
-	check "$point: restart empties staging" test "$(parts "$D")" -eq 0
+	start_recv "$point" "$PORT" --end-grace 0.5
+	check "$point: restart empties staging" test "$(staging_parts "$point")" -eq 0
 	check "$point: start receipt records stale_staging_removed=$want_removed" \
 		grep -q "\"event\":\"start\",\"stale_staging_removed\":$want_removed" \
 		"$D/inbox/.sluice/receipts.jsonl"
 	# The restarted receiver serves a new transfer.
 	set +e
-	send "$T/small.bin" --rate 200m
+	send "$PORT" "$T/small.bin" --rate 200m
 	set -e
 	for _ in $(seq 50); do [ -e "$D/inbox/small.bin" ] && break; sleep 0.1; done
 	check "$point: a transfer after the restart publishes, identical" \
@@ -142,7 +81,7 @@ for point in staging-created before-publish-rename after-publish-rename \
 		# Sending it again: the same object, logged as a duplicate, never
 		# an overwrite.
 		set +e
-		send "$T/data.bin" --rate 300m
+		send "$PORT" "$T/data.bin" --rate 300m
 		set -e
 		for _ in $(seq 50); do
 			grep -q '"event":"duplicate"' "$receipts" && break
@@ -158,12 +97,11 @@ for point in staging-created before-publish-rename after-publish-rename \
 	fi
 	kill -TERM "$RPID"
 	set +e
-	wait_rc "$RPID" 10
+	wait_exit "$RPID" 10
 	trc=$?
 	set -e
 	check "$point: the restarted receiver stops cleanly on SIGTERM" test "$trc" -eq 0
-	check "$point: staging is empty at the end" test "$(parts "$D")" -eq 0
+	check "$point: staging is empty at the end" test "$(staging_parts "$point")" -eq 0
 done
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
