@@ -23,7 +23,6 @@
 # Usage: test_diskfull.sh BUILD_DIR
 set -euo pipefail
 
-B=$(cd "${1:-${BUILD_DIR:-build}}" && pwd)
 skip() {
 	echo "test_diskfull: SKIP: $*"
 	exit 77
@@ -35,38 +34,18 @@ if [ -z "${SLUICE_DISKFULL_NS:-}" ]; then
 	command -v unshare >/dev/null || skip "unshare(1) is not installed"
 	unshare -m --propagation private true 2>/dev/null ||
 		skip "unshare -m is not permitted here (container without CAP_SYS_ADMIN?)"
-	SLUICE_DISKFULL_NS=1 exec unshare -m --propagation private bash "$0" "$B"
+	SLUICE_DISKFULL_NS=1 exec unshare -m --propagation private bash "$0" "$@"
 fi
 
-T=$(mktemp -d /tmp/sluice-diskfull.XXXXXX)
-PIDS=()
-passed=0
-failed=0
-cleanup() {
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	umount "$T/fs" 2>/dev/null || true
-	rm -rf "$T"
-}
-trap cleanup EXIT
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
-check() {
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
-for bin in sluice-send sluice-recv sluice-keygen; do
-	[ -x "$B/$bin" ] || { echo "missing $B/$bin: build first"; exit 1; }
-done
+. "$(dirname "$0")/lib.sh" "$@"
+on_cleanup() { umount "$T/fs" 2>/dev/null || true; }
 
-mkdir -p "$T/fs" "$T/keys"
+# The receiver's inbox, staging and receipt log are on the tmpfs, its log and
+# stats are not; the inbox is $T/fs/inbox, so lib.sh's helpers call it "fs".
+mkdir -p "$T/fs"
 mount -t tmpfs -o size=20m,mode=0755 tmpfs "$T/fs" 2>/dev/null || skip "cannot mount a tmpfs"
 mkdir "$T/fs/inbox"
 I=$T/fs/inbox
-"$B/sluice-keygen" sender "$T/keys/sender" >/dev/null
-"$B/sluice-keygen" receiver "$T/keys/receiver" >/dev/null
-export SLUICE_STATE_DIR="$T/sender-state"
-PORT=$((20000 + RANDOM % 30000))
 R=$I/.sluice/receipts.jsonl
 
 "$B/sluice-recv" --listen "127.0.0.1:$PORT" --inbox "$I" \
@@ -76,50 +55,35 @@ RPID=$!
 PIDS+=("$RPID")
 sleep 0.3
 
-send() { # send FILE [args]
-	local f=$1
-	shift
-	timeout 60 "$B/sluice-send" --to "127.0.0.1:$PORT" --key "$T/keys/sender/sender.key" \
-		--recipient "$T/keys/receiver/receiver.pub" -q "$@" "$f" || true
-}
-count() { grep -c "\"event\":\"$1\"" "$R" || true; }
-wait_count() { # wait_count EVENT N
-	for _ in $(seq 100); do
-		[ "$(count "$1")" -ge "$2" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
-inbox_files() { find "$I" -mindepth 1 -maxdepth 1 -not -name .sluice | wc -l; }
 staging_empty() { [ -z "$(ls -A "$I/.sluice/staging")" ]; }
 
 # --- 1. bigger than the filesystem ---
 head -c $((32 << 20)) /dev/urandom >"$T/huge.bin"
-send "$T/huge.bin" --rate 500m
-check "a 32 MiB object on a 20 MiB filesystem is refused with a receipt" wait_count rejected 1
+send "$PORT" "$T/huge.bin" --rate 500m || true
+check "a 32 MiB object on a 20 MiB filesystem is refused with a receipt" wait_receipt fs rejected 1
 check "the receipt's reason is about disk space" \
 	grep -q '"event":"rejected".*"reason":"[^"]*disk space' "$R"
 check "the receipt names the object's size" grep -q "\"event\":\"rejected\".*\"size\":$((32 << 20))" "$R"
-check "nothing in the inbox" test "$(inbox_files)" -eq 0
+check "nothing in the inbox" test "$(inbox_files fs)" -eq 0
 check "staging is empty" staging_empty
 
 # --- 2. fits, but not with the 16 MiB the receiver keeps free ---
 head -c $((8 << 20)) /dev/urandom >"$T/mid.bin"
-send "$T/mid.bin" --rate 500m
-check "an 8 MiB object that would eat the 16 MiB reserve is refused" wait_count rejected 2
-check "nothing in the inbox after the second refusal" test "$(inbox_files)" -eq 0
+send "$PORT" "$T/mid.bin" --rate 500m || true
+check "an 8 MiB object that would eat the 16 MiB reserve is refused" wait_receipt fs rejected 2
+check "nothing in the inbox after the second refusal" test "$(inbox_files fs)" -eq 0
 check "staging is still empty" staging_empty
 
 # --- 3. a small object still publishes ---
 head -c $((1 << 20)) /dev/urandom >"$T/small.bin"
-send "$T/small.bin" --rate 200m
-check "a 1 MiB object afterwards is published" wait_count published 1
+send "$PORT" "$T/small.bin" --rate 200m || true
+check "a 1 MiB object afterwards is published" wait_receipt fs published 1
 check "and is identical" cmp -s "$T/small.bin" "$I/small.bin"
 check "staging is empty after publication" staging_empty
 
 # --- 4. the disk fills up during a transfer ---
 head -c $((2 << 20)) /dev/urandom >"$T/during.bin"
-send "$T/during.bin" --rate 8m --fec 10% &
+send "$PORT" "$T/during.bin" --rate 8m --fec 10% &
 SPID=$!
 PIDS+=("$SPID")
 started=0
@@ -144,15 +108,8 @@ fi
 rm -f "$T/fs/filler"
 
 kill -TERM "$RPID"
-rc=124
-for _ in $(seq 50); do
-	if ! kill -0 "$RPID" 2>/dev/null; then
-		rc=0
-		wait "$RPID" || rc=$?
-		break
-	fi
-	sleep 0.1
-done
+rc=0
+wait_exit "$RPID" 5 || rc=$?
 check "the receiver exits 0 on SIGTERM (status $rc; no sanitizer report)" test "$rc" -eq 0
 
 # --- 5. write errors while a block is stored (injected) ---
@@ -208,7 +165,7 @@ else
 		IPID=$!
 		PIDS+=("$IPID")
 		sleep 0.3
-		send "$T/inject.bin" --rate 200m --name "inject-$errno_v.bin"
+		send "$PORT" "$T/inject.bin" --rate 200m --name "inject-$errno_v.bin" || true
 		for _ in $(seq 100); do kill -0 "$IPID" 2>/dev/null || break; sleep 0.1; done
 		kill -9 "$IPID" 2>/dev/null || true
 		wait "$IPID" 2>/dev/null || true
@@ -228,5 +185,4 @@ else
 	done
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
