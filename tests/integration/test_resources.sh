@@ -24,76 +24,36 @@
 # Usage: test_resources.sh BUILD_DIR   (KEEP_T=1 keeps the work directory)
 set -euo pipefail
 
-B=$(cd "${1:-${BUILD_DIR:-build}}" && pwd)
-T=$(mktemp -d /tmp/sluice-resources.XXXXXX)
-PIDS=()
-passed=0
-failed=0
-cleanup() {
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh" "$@"
 [ -n "${KEEP_T:-}" ] && trap - EXIT
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
-check() {
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
-for bin in sluice-send sluice-recv sluice-keygen sluice-forge; do
-	[ -x "$B/$bin" ] || { echo "missing $B/$bin: build first"; exit 1; }
-done
+[ -x "$B/sluice-forge" ] || { echo "missing $B/sluice-forge: build first"; exit 1; }
 
 MAX_SESSIONS=4
 MEMORY_MB=32
 RING_MB=16
-mkdir -p "$T/keys"
-"$B/sluice-keygen" sender "$T/keys/sender" >/dev/null
-"$B/sluice-keygen" sender "$T/keys/intruder" >/dev/null
-"$B/sluice-keygen" receiver "$T/keys/receiver" >/dev/null
-export SLUICE_STATE_DIR="$T/sender-state"
-PORT=$((20000 + RANDOM % 30000))
 
-# start_recv NAME: a receiver on a fresh $PORT; sets RPID and D.
-start_recv() {
+# start_bounded NAME: start_recv on a fresh $PORT with tight resource limits;
+# sets RPID and D.
+start_bounded() {
 	D=$T/$1
 	PORT=$((PORT + 1))
-	mkdir -p "$D/inbox"
-	"$B/sluice-recv" --listen "127.0.0.1:$PORT" --inbox "$D/inbox" \
-		--key "$T/keys/receiver/receiver.key" --trust "$T/keys/sender/sender.pub" \
-		--max-sessions $MAX_SESSIONS --memory $MEMORY_MB --ring $RING_MB \
-		--max-object-size 16m --end-grace 1 --session-timeout 20 \
-		--stats "$D/stats" -q 2>"$D/recv.log" &
-	RPID=$!
-	PIDS+=("$RPID")
-	sleep 0.3
+	start_recv "$1" "$PORT" --max-sessions $MAX_SESSIONS --memory $MEMORY_MB \
+		--ring $RING_MB --max-object-size 16m --session-timeout 20
 }
 stop_recv() { # SIGTERM; a clean exit 0 also means no sanitizer report
 	local rc=0
 	kill -TERM "$RPID" 2>/dev/null || true
-	for _ in $(seq 100); do kill -0 "$RPID" 2>/dev/null || break; sleep 0.1; done
-	wait "$RPID" 2>/dev/null || rc=$?
+	wait_exit "$RPID" 10 || rc=$?
 	check "$(basename "$D"): receiver exits 0 on SIGTERM (status $rc)" test "$rc" -eq 0
 }
-send() { # send FILE [args]
-	local f=$1
-	shift
-	timeout 60 "$B/sluice-send" --to "127.0.0.1:$PORT" --key "$T/keys/sender/sender.key" \
-		--recipient "$T/keys/receiver/receiver.pub" -q "$@" "$f"
-}
 forge() { "$B/sluice-forge" "$@" >>"$T/forge.log" 2>&1; }
-stat_of() { grep "^$1=" "$D/stats" | cut -d= -f2; }
-parts() { find "$D/inbox/.sluice/staging" -name '*.part' 2>/dev/null | wc -l; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$RPID/status"; }
-inbox_files() { find "$D/inbox" -mindepth 1 -maxdepth 1 -not -name .sluice | wc -l; }
 wait_file() { for _ in $(seq 150); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
-# watch_parts PID_TO_FOLLOW: the most staging files seen while it runs
+# watch_parts NAME PID_TO_FOLLOW: the most staging files seen while it runs
 watch_parts() {
 	local most=0 n
-	while kill -0 "$1" 2>/dev/null; do
-		n=$(parts)
+	while kill -0 "$2" 2>/dev/null; do
+		n=$(staging_parts "$1")
 		[ "$n" -gt "$most" ] && most=$n
 		sleep 0.05
 	done
@@ -103,7 +63,7 @@ watch_parts() {
 head -c $((12 << 20)) /dev/urandom >"$T/legit.bin"
 
 # --- 1. untrusted announcements and garbage during a legitimate transfer ---
-start_recv flood
+start_bounded flood
 forge announce --to "127.0.0.1:$PORT" --key "$T/keys/intruder/sender.key" \
 	--recipient "$T/keys/receiver/receiver.pub" --count 20000 --pps 5000 &
 F1=$!
@@ -111,10 +71,10 @@ forge garbage --to "127.0.0.1:$PORT" --count 60000 --pps 15000 &
 F2=$!
 PIDS+=("$F1" "$F2")
 sleep 0.5 # the floods are on before the legitimate sender starts
-send "$T/legit.bin" --rate 100m --fec 10% &
+send "$PORT" "$T/legit.bin" --rate 100m --fec 10% &
 SPID=$!
 PIDS+=("$SPID")
-most=$(watch_parts "$F1")
+most=$(watch_parts flood "$F1")
 wait "$F2" || true
 wait "$SPID" || true
 check "untrusted flood: the legitimate transfer published" wait_file "$D/inbox/legit.bin"
@@ -128,23 +88,23 @@ hwm=$(hwm_kib)
 limit=$(((MEMORY_MB + RING_MB + 64) * 1024))
 check "untrusted flood: peak RSS ${hwm} KiB within ${limit} KiB" test "$hwm" -le "$limit"
 stop_recv
-check "untrusted flood: announcements counted as untrusted ($(stat_of announce_untrusted))" \
-	test "$(stat_of announce_untrusted)" -ge 1000
-check "garbage: noise counted as bad headers ($(stat_of bad_header))" \
-	test "$(stat_of bad_header)" -ge 1000
-check "garbage: frames of unknown sessions counted ($(stat_of unknown_session))" \
-	test "$(stat_of unknown_session)" -ge 1000
-check "garbage: junk announcements counted as malformed ($(stat_of announce_bad))" \
-	test "$(stat_of announce_bad)" -ge 1000
-check "nothing but the legitimate file in the inbox" test "$(inbox_files)" -eq 1
+check "untrusted flood: announcements counted as untrusted ($(stat_of flood announce_untrusted))" \
+	test "$(stat_of flood announce_untrusted)" -ge 1000
+check "garbage: noise counted as bad headers ($(stat_of flood bad_header))" \
+	test "$(stat_of flood bad_header)" -ge 1000
+check "garbage: frames of unknown sessions counted ($(stat_of flood unknown_session))" \
+	test "$(stat_of flood unknown_session)" -ge 1000
+check "garbage: junk announcements counted as malformed ($(stat_of flood announce_bad))" \
+	test "$(stat_of flood announce_bad)" -ge 1000
+check "nothing but the legitimate file in the inbox" test "$(inbox_files flood)" -eq 1
 check "exactly one published receipt" \
 	test "$(grep -c '"event":"published"' "$D/inbox/.sluice/receipts.jsonl")" -eq 1
 check "flood: no rejected/failed receipts from junk" \
 	bash -c "! grep -Eq '\"event\":\"(rejected|failed|incomplete)\"' '$D/inbox/.sluice/receipts.jsonl'"
-check "staging empty after the flood" test "$(parts)" -eq 0
+check "staging empty after the flood" test "$(staging_parts flood)" -eq 0
 
 # --- 2. objects larger than --max-object-size ---
-start_recv huge
+start_bounded huge
 forge announce --to "127.0.0.1:$PORT" --key "$T/keys/sender/sender.key" \
 	--recipient "$T/keys/receiver/receiver.pub" --count 1 --size $((100 << 30)) \
 	--save "$T/huge-announce.bin"
@@ -156,14 +116,14 @@ check "a signed 100 GiB announcement is refused with a rejected receipt" \
 	"$D/inbox/.sluice/receipts.jsonl"
 check "repeats of the refused announcement add no receipts (one in the log)" \
 	test "$(grep -c '"event":"rejected"' "$D/inbox/.sluice/receipts.jsonl")" -eq 1
-check "no staging file for the refused object" test "$(parts)" -eq 0
+check "no staging file for the refused object" test "$(staging_parts huge)" -eq 0
 head -c $((20 << 20)) /dev/urandom >"$T/big.bin"
-send "$T/big.bin" --rate 500m || true
+send "$PORT" "$T/big.bin" --rate 500m || true
 sleep 0.5
 check "a real 20 MiB send over a 16 MiB limit is refused with a receipt" \
 	grep -q "\"event\":\"rejected\".*\"size\":$((20 << 20)).*--max-object-size" \
 	"$D/inbox/.sluice/receipts.jsonl"
-check "and nothing is published" test "$(inbox_files)" -eq 0
+check "and nothing is published" test "$(inbox_files huge)" -eq 0
 # Recorded refusals played back: 1100 distinct oversize announcements (as a
 # sender whose objects were refused once would have sent them; more than
 # the receiver's memory of finished sessions), replayed three times. The
@@ -191,10 +151,10 @@ check "replaying 1100 refused announcements 3 times: at most one log line per ob
 check "rounds 2 and 3 of the replay add at most 110 log lines ($((after3 - after1)))" \
 	test $((after3 - after1)) -le 110
 stop_recv
-check "refusals are counted ($(stat_of announce_refused) >= 1102)" \
-	test "$(stat_of announce_refused)" -ge 1102
-check "repeats of a refused announcement are counted as finished ($(stat_of finished_session))" \
-	test "$(stat_of finished_session)" -ge 5
+check "refusals are counted ($(stat_of huge announce_refused) >= 1102)" \
+	test "$(stat_of huge announce_refused)" -ge 1102
+check "repeats of a refused announcement are counted as finished ($(stat_of huge finished_session))" \
+	test "$(stat_of huge finished_session)" -ge 5
 
 # --- 3. replayed genuine announcements ---
 # Record: announcements of 8 objects signed by the trusted key, as an
@@ -202,17 +162,17 @@ check "repeats of a refused announcement are counted as finished ($(stat_of fini
 forge announce --to "127.0.0.1:9" --key "$T/keys/sender/sender.key" \
 	--recipient "$T/keys/receiver/receiver.pub" --count 8 --size $((4 << 20)) \
 	--save "$T/recorded.bin"
-start_recv replay
+start_bounded replay
 # Play them back every 200 ms for 15 s, starting before the legitimate send.
 forge replay --to "127.0.0.1:$PORT" --file "$T/recorded.bin" --count 75 --interval 200 &
 F3=$!
 PIDS+=("$F3")
 sleep 0.5
 head -c $((4 << 20)) /dev/urandom >"$T/legit2.bin"
-send "$T/legit2.bin" --rate 50m --fec 10% &
+send "$PORT" "$T/legit2.bin" --rate 50m --fec 10% &
 SPID=$!
 PIDS+=("$SPID")
-most=$(watch_parts "$SPID")
+most=$(watch_parts replay "$SPID")
 check "replay flood: staging files stay within --max-sessions ($most <= $MAX_SESSIONS)" \
 	test "$most" -le $MAX_SESSIONS
 # DESIGN.md: anyone on the low side can replay. Recorded announcements must
@@ -223,8 +183,7 @@ check "replay flood: the legitimate transfer still publishes" wait_file "$D/inbo
 kill "$F3" 2>/dev/null || true
 wait "$F3" 2>/dev/null || true
 stop_recv
-echo "# replay flood: announce_refused=$(stat_of announce_refused)" \
-	"announce_repeat=$(stat_of announce_repeat) accepted=$(stat_of accepted)"
+echo "# replay flood: announce_refused=$(stat_of replay announce_refused)" \
+	"announce_repeat=$(stat_of replay announce_repeat) accepted=$(stat_of replay accepted)"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
