@@ -21,7 +21,7 @@
 # Usage: test_netns.sh BUILD_DIR
 set -euo pipefail
 
-B=$(cd "${1:-${BUILD_DIR:-build}}" && pwd)
+. "$(dirname "$0")/lib.sh" "$@"
 SIZE_MB=${SLUICE_NETNS_SIZE_MB:-32}
 skip() {
 	echo "test_netns: SKIP: $*"
@@ -31,27 +31,10 @@ command -v ip >/dev/null || skip "ip(8) (iproute2) is not installed"
 LOW=sl-low-$$
 HIGH=sl-high-$$
 ip netns add "$LOW" 2>/dev/null || skip "ip netns add is not permitted (needs root / CAP_SYS_ADMIN)"
-T=$(mktemp -d /tmp/sluice-netns.XXXXXX)
-PIDS=()
-passed=0
-failed=0
-cleanup() {
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+on_cleanup() {
 	ip netns del "$LOW" 2>/dev/null || true
 	ip netns del "$HIGH" 2>/dev/null || true
-	rm -rf "$T"
 }
-trap cleanup EXIT
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
-check() {
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
-for bin in sluice-send sluice-recv sluice-keygen sluice-impair; do
-	[ -x "$B/$bin" ] || { echo "missing $B/$bin: build first"; exit 1; }
-done
 
 ip netns add "$HIGH"
 ip link add veth-low netns "$LOW" type veth peer name veth-high netns "$HIGH"
@@ -81,9 +64,7 @@ else
 	sleep 0.2
 fi
 
-mkdir -p "$T/keys" "$T/inbox"
-"$B/sluice-keygen" sender "$T/keys/sender" >/dev/null
-"$B/sluice-keygen" receiver "$T/keys/receiver" >/dev/null
+mkdir -p "$T/inbox"
 head -c $((SIZE_MB << 20)) /dev/urandom >"$T/payload.bin"
 
 ip netns exec "$HIGH" "$B/sluice-recv" --listen 10.91.0.2:7000 --inbox "$T/inbox" \
@@ -93,19 +74,12 @@ RPID=$!
 PIDS+=("$RPID")
 sleep 0.3
 set +e
-SLUICE_STATE_DIR=$T/sender-state timeout 60 ip netns exec "$LOW" "$B/sluice-send" \
+timeout 60 ip netns exec "$LOW" "$B/sluice-send" \
 	--to "$TARGET" --rate 300m --fec 10% --key "$T/keys/sender/sender.key" \
 	--recipient "$T/keys/receiver/receiver.pub" -q "$T/payload.bin"
 src=$?
-rrc=124
-for _ in $(seq 300); do
-	if ! kill -0 "$RPID" 2>/dev/null; then
-		wait "$RPID"
-		rrc=$?
-		break
-	fi
-	sleep 0.1
-done
+wait_exit "$RPID" 30
+rrc=$?
 set -e
 R=$T/inbox/.sluice/receipts.jsonl
 check "sender exits 0 ($IMPAIR)" test "$src" -eq 0
@@ -121,5 +95,4 @@ if [ "$IMPAIR" = netem ]; then
 	echo "# netem dropped ${drops:-?} packets"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
