@@ -13,29 +13,9 @@
 # Usage: test_receipts.sh BUILD_DIR
 set -euo pipefail
 
-B=$(cd "${1:-${BUILD_DIR:-build}}" && pwd)
-T=$(mktemp -d /tmp/sluice-test-receipts.XXXXXX)
-PIDS=()
-passed=0
-failed=0
+. "$(dirname "$0")/lib.sh" "$@"
+[ -x "$B/sluice-receipts" ] || { echo "missing $B/sluice-receipts: build first"; exit 1; }
 
-cleanup() {
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-for bin in sluice-send sluice-recv sluice-keygen sluice-receipts; do
-	[ -x "$B/$bin" ] || { echo "missing $B/$bin: build first"; exit 1; }
-done
-
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
-check() { # check DESCRIPTION COMMAND...
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
 # check_exit DESCRIPTION CODE COMMAND...: output in $T/out
 check_exit() {
 	local what=$1 want=$2 rc=0
@@ -51,16 +31,14 @@ check_exit() {
 out_has() { grep -q -- "$1" "$T/out"; }
 RCPT=$B/sluice-receipts
 
-PORT=$((20000 + RANDOM % 20000))
-mkdir -p "$T/keys"
-"$B/sluice-keygen" sender "$T/keys/sender" >/dev/null
-"$B/sluice-keygen" receiver "$T/keys/receiver" >/dev/null
 "$B/sluice-keygen" receiver "$T/keys/attacker" >/dev/null
-export SLUICE_STATE_DIR="$T/sender-state"
 PUB=$T/keys/receiver/log.pub
 
-# start_recv NAME [extra args]: a receiver with its own inbox; sets RPID
-start_recv() {
+# start_logged NAME [extra args]: a receiver on $PORT with inbox NAME/inbox,
+# like lib.sh's start_recv but without -q (its log-key line is checked),
+# appending to NAME/recv.log and not waiting for a start record (one run
+# keeps its receipt log elsewhere); sets RPID
+start_logged() {
 	local name=$1
 	shift
 	mkdir -p "$T/$name/inbox"
@@ -72,43 +50,12 @@ start_recv() {
 	sleep 0.3
 }
 
-send() { # send FILE [extra args]
-	local file=$1
-	shift
-	timeout 120 "$B/sluice-send" --to "127.0.0.1:$PORT" --key "$T/keys/sender/sender.key" \
-		--recipient "$T/keys/receiver/receiver.pub" --rate 200m -q "$@" "$file"
-}
-
-wait_exit() { # wait_exit PID SECONDS -> exit status of PID (124 on timeout)
-	local pid=$1 limit=$2 i=0
-	while kill -0 "$pid" 2>/dev/null; do
-		i=$((i + 1))
-		if [ "$i" -gt $((limit * 10)) ]; then
-			kill -9 "$pid" 2>/dev/null || true
-			wait "$pid" 2>/dev/null || true
-			return 124
-		fi
-		sleep 0.1
-	done
-	local rc=0
-	wait "$pid" 2>/dev/null || rc=$?
-	return "$rc"
-}
-
-wait_published() { # wait_published LOG
-	for _ in $(seq 100); do
-		grep -q '"event":"published"' "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
 # --- a real transfer, stopped with SIGTERM ---------------------------------
 head -c $((256 << 10)) /dev/urandom >"$T/f.bin"
-start_recv r
+start_logged r
 LOG=$T/r/inbox/.sluice/receipts.jsonl
-send "$T/f.bin"
-check "the transfer is published" wait_published "$LOG"
+send "$PORT" "$T/f.bin" --rate 200m
+check "the transfer is published" wait_receipt r published 1
 kill -TERM "$RPID"
 wait_exit "$RPID" 10 || true
 check "the receiver picked up log.key beside --key" \
@@ -189,7 +136,7 @@ check "  as a signature that does not verify" out_has "FAIL line $n_lines .*sign
 mkdir -p "$T/forger/inbox"
 cp "$T/good.jsonl" "$T/forger/receipts.jsonl"
 PORT=$((PORT + 1))
-start_recv forger --receipts "$T/forger/receipts.jsonl" --log-key "$T/keys/attacker/log.key"
+start_logged forger --receipts "$T/forger/receipts.jsonl" --log-key "$T/keys/attacker/log.key"
 kill -TERM "$RPID"
 wait_exit "$RPID" 10 || true
 check_exit "a checkpoint signed by another log key is detected" 1 \
@@ -226,7 +173,7 @@ check "  as a line without its newline" out_has "the last line has no newline"
 # The receiver reports the torn tail as damage and covers it with a checkpoint.
 cp "$T/t.jsonl" "$LOG"
 PORT=$((PORT + 1))
-start_recv r
+start_logged r
 kill -TERM "$RPID"
 wait_exit "$RPID" 10 || true
 check_exit "after a restart the log-damaged record makes it verify again" 0 \
@@ -298,5 +245,4 @@ check_exit "a secret key as --log-pub is a usage error" 2 \
 check "  with a message naming the kinds" out_has "log-secret key, but a log-public key is needed"
 check_exit "a missing log fails" 1 "$RCPT" verify "$T/nonexistent.jsonl"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
