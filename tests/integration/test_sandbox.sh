@@ -8,29 +8,9 @@
 #   sluice-send ──UDP 127.0.0.1──► sluice-recv --user nobody (Landlock + seccomp)
 set -euo pipefail
 
-B=$(cd "${1:-${BUILD_DIR:-build}}" && pwd)
-T=$(mktemp -d /tmp/sluice-sandbox.XXXXXX)
+. "$(dirname "$0")/lib.sh" "$@"
 chmod 755 "$T"
-passed=0
-failed=0
-RPID=
-cleanup() {
-	[ -n "$RPID" ] && kill -9 "$RPID" 2>/dev/null || true
-	rm -rf "$T"
-}
-trap cleanup EXIT
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
-check() {
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
-
-mkdir -p "$T/keys" "$T/inbox" "$T/probe"
-"$B/sluice-keygen" sender "$T/keys/sender" >/dev/null
-"$B/sluice-keygen" receiver "$T/keys/receiver" >/dev/null
-PORT=$((40000 + RANDOM % 20000))
+mkdir -p "$T/inbox" "$T/probe"
 recv() {
 	"$B/sluice-recv" --listen "127.0.0.1:$PORT" --inbox "$T/inbox" \
 		--key "$T/keys/receiver/receiver.key" --trust "$T/keys/sender/sender.pub" "$@"
@@ -59,20 +39,16 @@ else
 	head -c $((3 << 20)) /dev/urandom >"$T/file.bin"
 	recv --user nobody --once -q 2>"$T/recv.log" &
 	RPID=$!
+	PIDS+=("$RPID")
 	sleep 0.5
-	SLUICE_STATE_DIR="$T/sstate" timeout 60 "$B/sluice-send" --to "127.0.0.1:$PORT" \
-		--rate 200m --key "$T/keys/sender/sender.key" \
-		--recipient "$T/keys/receiver/receiver.pub" -q "$T/file.bin"
+	send "$PORT" "$T/file.bin" --rate 200m
 	set +e
-	timeout 30 tail --pid="$RPID" -f /dev/null
-	wait "$RPID"
+	wait_exit "$RPID" 30
 	rc=$?
 	set -e
-	RPID=
 	check "receiver running as nobody published the file" test "$rc" -eq 0
 	check "published file is identical" cmp -s "$T/file.bin" "$T/inbox/file.bin"
 	check "published by the unprivileged user" test "$(stat -c %U "$T/inbox/file.bin")" = nobody
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
