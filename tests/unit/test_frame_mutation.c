@@ -27,7 +27,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sys/stat.h>
-#include <ftw.h>
 #include <sodium.h>
 #include <unistd.h>
 
@@ -41,6 +40,8 @@
 #include "receiver/session.h"
 #include "receiver/staging.h"
 #include "sender/encode.h"
+
+#include "fixture.h"
 
 #define S         1000u /* symbol size: datagrams of 1056 bytes */
 #define KMAX      4u
@@ -63,15 +64,7 @@ struct frame {
 };
 
 struct fixture {
-	char dir[64];
-	struct staging st;
-	struct receipt_log *log;
-	struct ledger ledger;
-	struct rcv_config cfg;
-	struct trusted_key trusted;
-	struct receiver r;
-	int have_r;
-	uint8_t sign_pk[32], sign_sk[64];
+	struct rcv_fixture rx; /* the receiver and the trusted sender's key */
 	uint8_t content[OBJ_SIZE];
 	uint64_t session_id;
 	/* every frame of the object, in the order the encoder sealed them */
@@ -172,9 +165,9 @@ static size_t expect_announce(const struct fixture *f, const uint8_t *b, size_t 
 		return IDX(announce_bad);
 	if (live && get_le64(b + 8) == f->session_id)
 		return IDX(announce_bad_signature); /* not byte-identical to the genuine one */
-	if (memcmp(b + 40, f->cfg.my_id, PROTO_KEYID_LEN) != 0)
+	if (memcmp(b + 40, f->rx.cfg.my_id, PROTO_KEYID_LEN) != 0)
 		return IDX(announce_not_for_us);
-	if (memcmp(b + 32, f->trusted.id, PROTO_KEYID_LEN) != 0)
+	if (memcmp(b + 32, f->rx.trusted.id, PROTO_KEYID_LEN) != 0)
 		return IDX(announce_untrusted);
 	return IDX(announce_bad_signature);
 }
@@ -237,9 +230,9 @@ static void feed_expect2(struct fixture *f, const uint8_t *b, size_t len, size_t
 
 	assert_true(len <= sizeof(copy));
 	memcpy(copy, b, len);
-	snapshot(&f->r, before);
-	rcv_handle(&f->r, copy, len, NOW);
-	snapshot(&f->r, after);
+	snapshot(&f->rx.r, before);
+	rcv_handle(&f->rx.r, copy, len, NOW);
+	snapshot(&f->rx.r, after);
 	for (size_t i = 0; i < NSTATS; i++) {
 		uint64_t d = after[i] - before[i];
 		uint64_t w = i == IDX(datagrams) || i == want || i == want2;
@@ -337,7 +330,7 @@ static void build_manifest(struct fixture *f, uint8_t **out, size_t *len,
 	                     .name_len = sizeof(NAME) - 1,
 	                     .block_hashes = hashes};
 
-	key_id(m.sender_id, f->sign_pk);
+	key_id(m.sender_id, f->rx.trusted.pk);
 	for (uint32_t b = 0; b < nb; b++) {
 		size_t off = (size_t)b * KMAX * S;
 		size_t n = OBJ_SIZE - off < KMAX * S ? OBJ_SIZE - off : KMAX * S;
@@ -351,7 +344,7 @@ static void build_manifest(struct fixture *f, uint8_t **out, size_t *len,
 	*out = malloc(*len);
 	assert_non_null(*out);
 	assert_int_equal(proto_manifest_encode(*out, *len, &m), *len);
-	crypto_sign_detached(*out + *len - 64, NULL, *out, *len - 64, f->sign_sk);
+	crypto_sign_detached(*out + *len - 64, NULL, *out, *len - 64, f->rx.sign_sk);
 }
 
 static void build_announce(struct fixture *f, enum aead_alg alg, const uint8_t *manifest,
@@ -371,14 +364,14 @@ static void build_announce(struct fixture *f, enum aead_alg alg, const uint8_t *
 	    .group = 32,
 	    .parity = parity};
 
-	key_id(an.sender_id, f->sign_pk);
-	memcpy(an.receiver_id, f->cfg.my_id, PROTO_KEYID_LEN);
+	key_id(an.sender_id, f->rx.trusted.pk);
+	memcpy(an.receiver_id, f->rx.cfg.my_id, PROTO_KEYID_LEN);
 	memcpy(an.object_id, oid, PROTO_HASH_LEN);
 	crypto_generichash(an.manifest_hash, PROTO_HASH_LEN, manifest, mlen, NULL, 0);
-	assert_int_equal(crypto_box_seal(an.sealed_key, key, SESSION_KEY_LEN, f->cfg.box_pk), 0);
+	assert_int_equal(crypto_box_seal(an.sealed_key, key, SESSION_KEY_LEN, f->rx.cfg.box_pk), 0);
 	proto_encode_announce(f->announce.buf, &an);
 	crypto_sign_detached(f->announce.buf + PROTO_ANNOUNCE_SIGNED_LEN, NULL, f->announce.buf,
-	                     PROTO_ANNOUNCE_SIGNED_LEN, f->sign_sk);
+	                     PROTO_ANNOUNCE_SIGNED_LEN, f->rx.sign_sk);
 	f->announce.len = PROTO_ANNOUNCE_LEN;
 	f->announce.what = "ANNOUNCE";
 }
@@ -454,62 +447,25 @@ static void build_object(struct fixture *f, enum aead_alg alg)
 
 /* ---- fixture ------------------------------------------------------------ */
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb, (void)flag, (void)ftw;
-	return remove(p);
-}
-
 static struct fixture *fixture_new(enum aead_alg alg)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	char inbox[128], state[128], receipts[160], err[512];
 
 	assert_non_null(f);
 	f->frames = calloc(MAXFRAMES, sizeof(*f->frames));
 	assert_non_null(f->frames);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/sluice-mutation.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(inbox, sizeof(inbox), "%s/inbox", f->dir);
-	snprintf(state, sizeof(state), "%s/state", f->dir);
-	snprintf(receipts, sizeof(receipts), "%s/receipts.jsonl", state);
-	assert_int_equal(mkdir(inbox, 0700), 0);
-	if (staging_open(&f->st, inbox, state, err, sizeof(err)) < 0)
-		fail_msg("staging_open: %s", err);
-	if (receipt_open(&f->log, receipts, err, sizeof(err)) < 0)
-		fail_msg("receipt_open: %s", err);
-	assert_int_equal(ledger_open(&f->ledger, f->st.state_fd), 0);
-
-	f->cfg.box_sk = sodium_malloc(32);
-	assert_non_null(f->cfg.box_sk);
-	crypto_box_keypair(f->cfg.box_pk, f->cfg.box_sk);
-	key_id(f->cfg.my_id, f->cfg.box_pk);
-	crypto_sign_keypair(f->sign_pk, f->sign_sk);
-	memcpy(f->trusted.pk, f->sign_pk, 32);
-	key_id(f->trusted.id, f->sign_pk);
-	f->cfg.trusted = &f->trusted;
-	f->cfg.ntrusted = 1;
-	f->cfg.max_sessions = 4;
-	f->cfg.session_timeout_ns = 60ull * 1000000000u;
-	f->cfg.end_grace_ns = 1000000000u;
-	f->cfg.max_object_size = 1ull << 30;
-	f->cfg.memory_budget = 16u << 20;
-	assert_int_equal(rcv_init(&f->r, &f->cfg, &f->st, f->log, &f->ledger), 0);
-	f->have_r = 1;
+	rcv_fixture_open(&f->rx, "/tmp/sluice-mutation.XXXXXX");
+	f->rx.cfg.max_object_size = 1ull << 30;
+	f->rx.cfg.memory_budget = 16u << 20;
+	rcv_fixture_start(&f->rx);
 	build_object(f, alg);
 	return f;
 }
 
 static void fixture_free(struct fixture *f)
 {
-	if (f->have_r)
-		rcv_free(&f->r);
-	receipt_close(f->log);
-	ledger_close(&f->ledger);
-	staging_close(&f->st);
-	sodium_free(f->cfg.box_sk);
+	rcv_fixture_close(&f->rx);
 	aead_free(f->aead);
-	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	free(f->frames);
 	free(f);
 }
@@ -600,14 +556,14 @@ static void run(enum aead_alg alg)
 	/* 1. Announcement mutants before the session exists: none may
 	 * create one, each is counted where the rejection order says. */
 	mutate_all(f, &f->announce, 0);
-	assert_int_equal(f->r.nsessions, 0);
-	assert_int_equal(f->r.stats.accepted, 0);
+	assert_int_equal(f->rx.r.nsessions, 0);
+	assert_int_equal(f->rx.r.stats.accepted, 0);
 	feed_expect(f, f->announce.buf, f->announce.len, IDX(accepted), "ANNOUNCE", "original", 0);
-	assert_int_equal(f->r.nsessions, 1);
+	assert_int_equal(f->rx.r.nsessions, 1);
 
 	/* 2. The same with the session live: none may replace or disturb it. */
 	mutate_all(f, &f->announce, 1);
-	assert_int_equal(f->r.nsessions, 1);
+	assert_int_equal(f->rx.r.nsessions, 1);
 	feed_expect(f, f->announce.buf, f->announce.len, IDX(announce_repeat), "ANNOUNCE",
 	            "original repeated", 0);
 
@@ -637,13 +593,13 @@ static void run(enum aead_alg alg)
 			feed_genuine(f, &f->frames[i]);
 	/* The whole-content hash runs on its own thread: tick until it is
 	 * done and the object published (a few ms; 5 s at most). */
-	for (int i = 0; i < 5000 && f->r.stats.published + f->r.stats.failed == 0; i++) {
-		rcv_tick(&f->r, NOW + 1);
+	for (int i = 0; i < 5000 && f->rx.r.stats.published + f->rx.r.stats.failed == 0; i++) {
+		rcv_tick(&f->rx.r, NOW + 1);
 		usleep(1000);
 	}
-	assert_int_equal(f->r.stats.published, 1);
-	assert_int_equal(f->r.stats.failed, 0);
-	snprintf(path, sizeof(path), "%s/inbox/%s", f->dir, NAME);
+	assert_int_equal(f->rx.r.stats.published, 1);
+	assert_int_equal(f->rx.r.stats.failed, 0);
+	snprintf(path, sizeof(path), "%s/inbox/%s", f->rx.dir, NAME);
 	fd = open(path, O_RDONLY);
 	assert_true(fd >= 0);
 	assert_int_equal(read(fd, got, sizeof(got)), OBJ_SIZE);
@@ -659,7 +615,7 @@ static void feed_copy(struct fixture *f, const uint8_t *b, size_t len)
 	static uint8_t copy[PROTO_MAX_DATAGRAM];
 
 	memcpy(copy, b, len);
-	rcv_handle(&f->r, copy, len, NOW);
+	rcv_handle(&f->rx.r, copy, len, NOW);
 }
 
 static int file_contains(const char *path, const char *needle)
@@ -688,11 +644,11 @@ static void test_sealed_corrupt_payload(void **state)
 
 	(void)state;
 	feed_copy(f, f->announce.buf, f->announce.len);
-	assert_int_equal(f->r.nsessions, 1);
+	assert_int_equal(f->rx.r.nsessions, 1);
 	for (unsigned i = 0; i < f->nframes; i++)
 		if (f->frames[i].buf[5] == FRAME_MANIFEST)
 			feed_copy(f, f->frames[i].buf, f->frames[i].len);
-	assert_int_equal(f->r.stats.failed, 0);
+	assert_int_equal(f->rx.r.stats.failed, 0);
 	for (unsigned sym = 0; sym < KMAX; sym++) {
 		const struct frame *fr = find_frame(f, FRAME_DATA, 0, sym);
 		if (sym == 1) {
@@ -706,15 +662,15 @@ static void test_sealed_corrupt_payload(void **state)
 			feed_copy(f, fr->buf, fr->len);
 		}
 	}
-	assert_int_equal(f->r.stats.bad_tag, 0);
-	assert_int_equal(f->r.stats.failed, 1);
-	assert_int_equal(f->r.stats.published, 0);
-	assert_int_equal(f->r.nsessions, 0);
-	snprintf(path, sizeof(path), "%s/inbox/%s", f->dir, NAME);
+	assert_int_equal(f->rx.r.stats.bad_tag, 0);
+	assert_int_equal(f->rx.r.stats.failed, 1);
+	assert_int_equal(f->rx.r.stats.published, 0);
+	assert_int_equal(f->rx.r.nsessions, 0);
+	snprintf(path, sizeof(path), "%s/inbox/%s", f->rx.dir, NAME);
 	assert_int_equal(access(path, F_OK), -1);
-	snprintf(path, sizeof(path), "%s/state/staging", f->dir);
-	assert_int_equal(staging_clean(&f->st), 0); /* nothing left to clean */
-	snprintf(path, sizeof(path), "%s/state/receipts.jsonl", f->dir);
+	snprintf(path, sizeof(path), "%s/state/staging", f->rx.dir);
+	assert_int_equal(staging_clean(&f->rx.st), 0); /* nothing left to clean */
+	snprintf(path, sizeof(path), "%s/state/receipts.jsonl", f->rx.dir);
 	assert_true(file_contains(path, "\"event\":\"rejected\""));
 	assert_true(file_contains(path, "a block does not match its hash in the manifest"));
 	fixture_free(f);

@@ -5,7 +5,6 @@
  * and untrusted keys, records link-up / link-down (stopping beacon, and
  * silence) and computes the loss between beacons exactly. */
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,74 +25,33 @@
 #include "receiver/session.h"
 #include "receiver/staging.h"
 
+#include "fixture.h"
+
 #define NS 1000000000ull
 
-struct fx {
-	char dir[64], receipts[160];
-	struct staging st;
-	struct receipt_log *log;
-	struct ledger ledger;
-	struct rcv_config cfg;
-	struct trusted_key trusted;
-	uint8_t sk[crypto_sign_SECRETKEYBYTES];
-	struct receiver r;
-};
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+static struct rcv_fixture *fx_new(void)
 {
-	(void)sb, (void)flag, (void)ftw;
-	return remove(p);
-}
-
-static struct fx *fx_new(void)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-	char inbox[128], state[128], err[512];
+	struct rcv_fixture *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/sluice-link.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(inbox, sizeof(inbox), "%s/inbox", f->dir);
-	snprintf(state, sizeof(state), "%s/state", f->dir);
-	snprintf(f->receipts, sizeof(f->receipts), "%s/receipts.jsonl", state);
-	assert_int_equal(mkdir(inbox, 0700), 0);
-	if (staging_open(&f->st, inbox, state, err, sizeof(err)) < 0)
-		fail_msg("staging_open: %s", err);
-	if (receipt_open(&f->log, f->receipts, err, sizeof(err)) < 0)
-		fail_msg("receipt_open: %s", err);
-	assert_int_equal(ledger_open(&f->ledger, f->st.state_fd), 0);
-	f->cfg.box_sk = sodium_malloc(32);
-	assert_non_null(f->cfg.box_sk);
-	crypto_box_keypair(f->cfg.box_pk, f->cfg.box_sk);
-	key_id(f->cfg.my_id, f->cfg.box_pk);
-	crypto_sign_keypair(f->trusted.pk, f->sk);
-	key_id(f->trusted.id, f->trusted.pk);
-	f->cfg.trusted = &f->trusted;
-	f->cfg.ntrusted = 1;
-	f->cfg.max_sessions = 4;
-	f->cfg.session_timeout_ns = 60 * NS;
-	f->cfg.end_grace_ns = NS;
+	rcv_fixture_open(f, "/tmp/sluice-link.XXXXXX");
 	f->cfg.max_object_size = 1u << 20;
 	f->cfg.memory_budget = 8u << 20;
 	f->cfg.link_timeout_ns = 5 * NS;
-	assert_int_equal(rcv_init(&f->r, &f->cfg, &f->st, f->log, &f->ledger), 0);
+	rcv_fixture_start(f);
 	return f;
 }
 
-static void fx_free(struct fx *f)
+static void fx_free(struct rcv_fixture *f)
 {
-	rcv_free(&f->r);
-	receipt_close(f->log);
-	ledger_close(&f->ledger);
-	staging_close(&f->st);
-	sodium_free(f->cfg.box_sk);
-	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	rcv_fixture_close(f);
 	free(f);
 }
 
 /* A signed beacon from f's trusted key (or, with other_sk, another key). */
-static void make(struct fx *f, uint8_t out[PROTO_BEACON_LEN], uint64_t link, uint64_t counter,
-                 uint64_t clock, uint64_t sent, uint8_t state, const uint8_t *other_sk)
+static void make(struct rcv_fixture *f, uint8_t out[PROTO_BEACON_LEN], uint64_t link,
+                 uint64_t counter, uint64_t clock, uint64_t sent, uint8_t state,
+                 const uint8_t *other_sk)
 {
 	struct beacon b = {.hdr = {.version = PROTO_VERSION,
 	                           .type = FRAME_BEACON,
@@ -109,10 +67,10 @@ static void make(struct fx *f, uint8_t out[PROTO_BEACON_LEN], uint64_t link, uin
 	memcpy(b.receiver_id, f->cfg.my_id, PROTO_KEYID_LEN);
 	proto_encode_beacon(out, &b);
 	crypto_sign_detached(out + PROTO_BEACON_SIGNED_LEN, NULL, out, PROTO_BEACON_SIGNED_LEN,
-	                     other_sk ? other_sk : f->sk);
+	                     other_sk ? other_sk : f->sign_sk);
 }
 
-static void feed(struct fx *f, const uint8_t *frame, uint64_t now)
+static void feed(struct rcv_fixture *f, const uint8_t *frame, uint64_t now)
 {
 	uint8_t copy[PROTO_BEACON_LEN];
 
@@ -120,7 +78,7 @@ static void feed(struct fx *f, const uint8_t *frame, uint64_t now)
 	rcv_handle(&f->r, copy, sizeof(copy), now);
 }
 
-static int log_has(struct fx *f, const char *needle)
+static int log_has(struct rcv_fixture *f, const char *needle)
 {
 	char buf[1 << 16];
 	FILE *fp = fopen(f->receipts, "r");
@@ -135,7 +93,7 @@ static int log_has(struct fx *f, const char *needle)
 
 static void beacon_round_trip_and_malformed(void **state)
 {
-	struct fx *f = fx_new();
+	struct rcv_fixture *f = fx_new();
 	uint8_t fr[PROTO_BEACON_LEN], m[PROTO_BEACON_LEN];
 	struct beacon b;
 
@@ -171,7 +129,7 @@ static void beacon_round_trip_and_malformed(void **state)
 
 static void receiver_accepts_once_and_refuses_replays(void **state)
 {
-	struct fx *f = fx_new();
+	struct rcv_fixture *f = fx_new();
 	uint8_t fr[PROTO_BEACON_LEN], other_pk[32], other_sk[64];
 	uint64_t t = 100 * NS;
 
@@ -203,7 +161,7 @@ static void receiver_accepts_once_and_refuses_replays(void **state)
 
 static void link_down_and_exact_loss(void **state)
 {
-	struct fx *f = fx_new();
+	struct rcv_fixture *f = fx_new();
 	uint8_t fr[PROTO_BEACON_LEN];
 	uint64_t t = 100 * NS;
 
