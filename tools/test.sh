@@ -46,6 +46,8 @@ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
 	-DSLUICE_FUZZ=ON -DSLUICE_TESTS=OFF >/dev/null
 cmake --build build-fuzz -j"$JOBS"
 for f in build-fuzz/fuzz_*; do
+	case $f in *.log) continue ;; esac # logs of an earlier run
+	[ -f "$f" ] && [ -x "$f" ] || continue
 	name=$(basename "$f")
 	corpus="$ROOT/tests/fuzz/corpus/${name#fuzz_}"
 	work=$(mktemp -d)
