@@ -32,6 +32,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "ledger.h"
+#include "writer.h"
 #include "link.h"
 #include "partial.h"
 #include "proto/manifest.h"
@@ -71,6 +72,7 @@ struct session {
 	struct receiver *r;
 	uint8_t *done;       /* bitmap by block */
 	uint8_t *carried;    /* blocks taken from an earlier send, not decoded here */
+	uint32_t inflight;   /* blocks handed to the writer, not yet back */
 	uint32_t resumed;    /* how many */
 	uint8_t *kb;         /* k of each decoded block */
 	uint32_t *grecv;     /* symbols received per outer-code group */
@@ -94,6 +96,7 @@ static int mf_row_done(void *ctx, uint32_t block, const uint8_t *stored, const s
                        unsigned repaired);
 static int data_row_done(void *ctx, uint32_t block, const uint8_t *stored, const struct symhdr *sh,
                          unsigned repaired);
+static void settle(struct receiver *r, struct session *s);
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -216,6 +219,8 @@ static void receipt_write(struct receipt_rec *rec)
 
 static void session_free(struct receiver *r, struct session *s)
 {
+	if (s->inflight)
+		writer_forget(&r->writer, s);
 	if (s->hasher_started)
 		pthread_join(s->hasher, NULL);
 	groupset_free(&s->mf);
@@ -265,6 +270,7 @@ static void session_fail(struct receiver *r, struct session *s, const char *even
 	struct receipt_rec *rec;
 	uint32_t untouched = 0, kept = 0;
 
+	settle(r, s);
 	/* An incomplete object keeps what it verified for the next send of
 	 * the same content (partial.h). */
 	if (strcmp(event, "incomplete") == 0 && s->manifest_ok && s->done_count > 0 &&
@@ -628,9 +634,9 @@ static void resume(struct receiver *r, struct session *s)
 	if (r->cfg->partial_keep_s == 0 || !(before = malloc(bm)))
 		return;
 	memcpy(before, s->done, bm);
-	n = partial_take(r->st, s->part, s->fd, s->done_count > 0, s->an.object_id,
-	                 s->an.object_size, s->an.chunk_size, s->an.block_count, s->done, s->kb,
-	                 &fd);
+	n = partial_take(r->st, s->part, s->fd, s->done_count > 0 || s->inflight > 0,
+	                 s->an.object_id, s->an.object_size, s->an.chunk_size, s->an.block_count,
+	                 s->done, s->kb, &fd);
 	if (fd != s->fd) {
 		close(s->fd);
 		s->fd = fd;
@@ -755,30 +761,39 @@ static const char *fail_event(const char *why)
 	return why == ERR_DISK_FULL || why == ERR_WRITE || why == ERR_READ ? "failed" : "rejected";
 }
 
+/* A decoded block goes to the writer thread (decompress, hash, write);
+ * block_stored takes it from there. */
 static const char *store_block(struct receiver *r, struct session *s, uint32_t b,
                                const uint8_t *stored, const struct symhdr *sh)
 {
-	size_t raw_len = (size_t)block_raw_len(s, b);
-	const uint8_t *raw = stored;
-	uint8_t h[PROTO_HASH_LEN];
-	int rc;
-
 	if (bit(s->carried, b)) {
 		/* Already on disk from an earlier send; decoding it again only
 		 * served the outer code. */
 		s->carried[b / 8] &= (uint8_t) ~(1u << (b % 8));
 		return NULL;
 	}
-	if (sh->flags & PROTO_SYMFLAG_ZSTD) {
-		/* Bounded by the signed chunk size: no decompression bombs. */
-		size_t n = ZSTD_decompressDCtx(r->zstd, r->raw, raw_len, stored, sh->stored_len);
-		if (ZSTD_isError(n) || n != raw_len)
-			return "a compressed block does not decompress to its declared size";
-		raw = r->raw;
-	}
-	crypto_generichash(h, sizeof(h), raw, raw_len, NULL, 0);
+	if (writer_submit(&r->writer, s, s->fd, (uint64_t)b * s->an.chunk_size, b, stored,
+	                  sh->stored_len, (uint32_t)block_raw_len(s, b),
+	                  (sh->flags & PROTO_SYMFLAG_ZSTD) != 0, &s->unflushed) < 0)
+		return "out of memory";
+	s->inflight++;
+	return NULL;
+}
+
+/* The writer is done with block b: check its hash against the manifest
+ * (or keep it until the manifest is there) and count it. NULL, or why the
+ * object cannot be published. */
+static const char *block_stored(struct session *s, const struct wdone *d)
+{
+	uint32_t b = d->block;
+
+	s->inflight--;
+	if (d->err == -EBADMSG)
+		return "a compressed block does not decompress to its declared size";
+	if (d->err)
+		return d->err == -ENOSPC ? ERR_DISK_FULL : ERR_WRITE;
 	if (s->manifest_ok) {
-		const char *why = block_hash_check(s, b, h);
+		const char *why = block_hash_check(s, b, d->hash);
 		if (why)
 			return why;
 	} else {
@@ -786,22 +801,39 @@ static const char *store_block(struct receiver *r, struct session *s, uint32_t b
 			s->early_hash = malloc((size_t)s->an.block_count * PROTO_HASH_LEN);
 		if (!s->early_hash)
 			return "out of memory";
-		memcpy(s->early_hash + (size_t)b * PROTO_HASH_LEN, h, PROTO_HASH_LEN);
-	}
-	rc = pwrite_full(s->fd, raw, raw_len, (off_t)((uint64_t)b * s->an.chunk_size));
-	if (rc < 0)
-		return rc == -ENOSPC ? ERR_DISK_FULL : ERR_WRITE;
-	/* Start writeback every WRITEBACK_KICK bytes: left to itself the
-	 * kernel lets dirty pages pile up and then throttles pwrite for
-	 * hundreds of ms, long enough to overflow the socket buffer. */
-	s->unflushed += raw_len;
-	if (s->unflushed >= WRITEBACK_KICK) {
-		sync_file_range(s->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-		s->unflushed = 0;
+		memcpy(s->early_hash + (size_t)b * PROTO_HASH_LEN, d->hash, PROTO_HASH_LEN);
 	}
 	set_bit(s->done, b);
 	s->done_count++;
 	return NULL;
+}
+
+/* Everything the writer has finished, for every session. */
+static void collect_stored(struct receiver *r, uint64_t now)
+{
+	struct wdone d;
+
+	while (writer_collect(&r->writer, &d)) {
+		struct session *s = d.owner;
+		const char *why = block_stored(s, &d);
+		if (why) {
+			session_fail(r, s, fail_event(why), why);
+			continue;
+		}
+		if (s->done_count == s->an.block_count && !s->complete_at)
+			s->complete_at = now;
+	}
+}
+
+/* Before a session ends: wait for its blocks still with the writer and
+ * count the good ones (what a partial keeps). */
+static void settle(struct receiver *r, struct session *s)
+{
+	struct wdone d;
+
+	while (s->inflight && writer_take(&r->writer, s, &d)) {
+		(void)!block_stored(s, &d); /* a bad block is simply not done */
+	}
 }
 
 static int data_row_done(void *ctx, uint32_t block, const uint8_t *stored, const struct symhdr *sh,
@@ -916,7 +948,8 @@ void rcv_handle(struct receiver *r, uint8_t *buf, size_t len, uint64_t now)
 	struct session *s;
 	int rc;
 
-	r->stats.datagrams++;
+	if ((++r->stats.datagrams & 63) == 0)
+		collect_stored(r, now);
 	if (proto_decode_header(buf, len, &h) != PROTO_OK) {
 		r->stats.bad_header++;
 		return;
@@ -1078,6 +1111,7 @@ static void verify_and_publish(struct receiver *r, struct session *s)
 
 void rcv_tick(struct receiver *r, uint64_t now)
 {
+	collect_stored(r, now);
 	link_tick(r, now);
 	refusal_refill(r, now);
 	if (r->refusals_unlogged && r->refusal_tokens >= 1.0) {
@@ -1232,13 +1266,10 @@ int rcv_init(struct receiver *r, const struct rcv_config *cfg, struct staging *s
 	r->cfg = cfg;
 	r->st = st;
 	r->log = log;
-	r->raw_cap = (size_t)PROTO_MAX_K * PROTO_MAX_SYMBOL;
 	r->sessions = calloc(cfg->max_sessions, sizeof(*r->sessions));
 	r->links = calloc(cfg->ntrusted + 1, sizeof(*r->links));
-	r->zstd = ZSTD_createDCtx();
-	r->raw = malloc(r->raw_cap);
 	if (group_pool_init(&r->pool, cfg->memory_budget) < 0 || !r->sessions || !r->links ||
-	    !r->zstd || !r->raw) {
+	    writer_start(&r->writer, 32u << 20) < 0) {
 		rcv_free(r);
 		return -ENOMEM;
 	}
@@ -1253,7 +1284,6 @@ void rcv_free(struct receiver *r)
 	free(r->links);
 	r->links = NULL;
 	group_pool_free(&r->pool);
-	ZSTD_freeDCtx(r->zstd);
-	free(r->raw);
+	writer_stop(&r->writer);
 	r->sessions = NULL;
 }

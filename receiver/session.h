@@ -11,6 +11,8 @@
 #include "groups.h"
 #include "proto/frame.h"
 #include "staging.h"
+#include "writer.h"
+#include "writer.h"
 
 struct ledger;
 struct receipt_log;
@@ -75,9 +77,7 @@ struct receiver {
 	struct link *links; /* one per trusted key */
 	unsigned nsessions;
 	struct group_pool pool;
-	void *zstd;   /* ZSTD_DCtx */
-	uint8_t *raw; /* one decompressed block */
-	size_t raw_cap;
+	struct writer writer; /* decompress, hash and write blocks (writer.h) */
 	uint64_t next_expiry; /* when to look for stale partials next */
 	uint64_t dead[1024];  /* recently finished or refused session ids */
 	/* refusal receipts: a token bucket, so replayed announcements cannot

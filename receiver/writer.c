@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: MIT */
+/* The block writer thread: decompress, hash, write. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+#include <zstd.h>
+
+#include "common/util.h"
+#include "writer.h"
+
+struct wjob {
+	struct wjob *next;
+	void *owner;
+	int fd;
+	int zstd;
+	uint64_t off;
+	uint64_t *unflushed;
+	uint32_t block, stored_len, raw_len;
+	uint8_t data[]; /* stored_len bytes */
+};
+
+static void push_done(struct writer *w, const struct wdone *d)
+{
+	if (w->dn == w->dcap) {
+		size_t cap = w->dcap ? w->dcap * 2 : 256;
+		struct wdone *nd = malloc(cap * sizeof(*nd));
+		if (!nd)
+			abort(); /* a few dozen bytes per block: nothing sensible left */
+		for (size_t i = 0; i < w->dn; i++)
+			nd[i] = w->done[(w->dfirst + i) % w->dcap];
+		free(w->done);
+		w->done = nd;
+		w->dcap = cap;
+		w->dfirst = 0;
+	}
+	w->done[(w->dfirst + w->dn++) % w->dcap] = *d;
+}
+
+static void run_job(struct writer *w, struct wjob *j, ZSTD_DCtx *z, uint8_t *raw, struct wdone *d)
+{
+	const uint8_t *p = j->data;
+	int rc;
+
+	d->owner = j->owner;
+	d->block = j->block;
+	d->err = 0;
+	if (j->zstd) {
+		/* Output bounded by the signed raw length: no decompression bombs. */
+		size_t n = ZSTD_decompressDCtx(z, raw, j->raw_len, j->data, j->stored_len);
+		if (ZSTD_isError(n) || n != j->raw_len) {
+			d->err = -EBADMSG;
+			return;
+		}
+		p = raw;
+	}
+	crypto_generichash(d->hash, PROTO_HASH_LEN, p, j->raw_len, NULL, 0);
+	rc = pwrite_full(j->fd, p, j->raw_len, (off_t)j->off);
+	if (rc < 0) {
+		d->err = rc;
+		return;
+	}
+	/* Start writeback every so often: left to itself the kernel lets dirty
+	 * pages pile up, then throttles writes for hundreds of ms. */
+	*j->unflushed += j->raw_len;
+	if (*j->unflushed >= w->writeback_kick) {
+		sync_file_range(j->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		*j->unflushed = 0;
+	}
+}
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	ZSTD_DCtx *z = w->zstd;
+	uint8_t *raw = w->raw;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (!w->head && !w->stop)
+			pthread_cond_wait(&w->more, &w->mu);
+		if (!w->head)
+			break;
+		struct wjob *j = w->head;
+		w->head = j->next;
+		if (!w->head)
+			w->tail = NULL;
+		w->busy = 1;
+		pthread_mutex_unlock(&w->mu);
+
+		struct wdone d;
+		run_job(w, j, z, raw, &d);
+
+		pthread_mutex_lock(&w->mu);
+		w->bytes -= j->stored_len;
+		w->busy = 0;
+		push_done(w, &d);
+		free(j);
+		pthread_cond_broadcast(&w->space);
+		if (!w->head)
+			pthread_cond_broadcast(&w->idle);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+int writer_start(struct writer *w, size_t max_bytes)
+{
+	memset(w, 0, sizeof(*w));
+	w->max_bytes = max_bytes;
+	w->writeback_kick = 8u << 20;
+	w->zstd = ZSTD_createDCtx();
+	w->raw = malloc((size_t)PROTO_MAX_K * PROTO_MAX_SYMBOL);
+	if (!w->zstd || !w->raw) {
+		ZSTD_freeDCtx(w->zstd);
+		free(w->raw);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->more, NULL);
+	pthread_cond_init(&w->space, NULL);
+	pthread_cond_init(&w->idle, NULL);
+	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+		ZSTD_freeDCtx(w->zstd);
+		free(w->raw);
+		return -EAGAIN;
+	}
+	w->started = 1;
+	return 0;
+}
+
+void writer_stop(struct writer *w)
+{
+	if (!w->started)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stop = 1;
+	pthread_cond_broadcast(&w->more);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+	free(w->done);
+	ZSTD_freeDCtx(w->zstd);
+	free(w->raw);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->more);
+	pthread_cond_destroy(&w->space);
+	pthread_cond_destroy(&w->idle);
+	w->started = 0;
+}
+
+int writer_submit(struct writer *w, void *owner, int fd, uint64_t off, uint32_t block,
+                  const uint8_t *stored, uint32_t stored_len, uint32_t raw_len, int zstd,
+                  uint64_t *unflushed)
+{
+	struct wjob *j = malloc(sizeof(*j) + stored_len);
+
+	if (!j)
+		return -ENOMEM;
+	*j = (struct wjob){.owner = owner,
+	                   .fd = fd,
+	                   .zstd = zstd,
+	                   .off = off,
+	                   .unflushed = unflushed,
+	                   .block = block,
+	                   .stored_len = stored_len,
+	                   .raw_len = raw_len};
+	memcpy(j->data, stored, stored_len);
+	pthread_mutex_lock(&w->mu);
+	/* Backpressure: never more than max_bytes waiting (one block always
+	 * goes, however large). */
+	while (w->head && w->bytes + stored_len > w->max_bytes)
+		pthread_cond_wait(&w->space, &w->mu);
+	w->bytes += stored_len;
+	if (w->tail)
+		w->tail->next = j;
+	else
+		w->head = j;
+	w->tail = j;
+	pthread_cond_signal(&w->more);
+	pthread_mutex_unlock(&w->mu);
+	return 0;
+}
+
+int writer_collect(struct writer *w, struct wdone *out)
+{
+	int got = 0;
+
+	pthread_mutex_lock(&w->mu);
+	if (w->dn) {
+		*out = w->done[w->dfirst];
+		w->dfirst = (w->dfirst + 1) % w->dcap;
+		w->dn--;
+		got = 1;
+	}
+	pthread_mutex_unlock(&w->mu);
+	return got;
+}
+
+/* Under the lock, with the writer idle: remove owner's completions,
+ * handing the first to out (when out is given). */
+static int extract(struct writer *w, void *owner, struct wdone *out)
+{
+	size_t kept = 0;
+	int got = 0;
+
+	for (size_t i = 0; i < w->dn; i++) {
+		struct wdone d = w->done[(w->dfirst + i) % w->dcap];
+		if (d.owner == owner && (!out || !got)) {
+			if (out)
+				*out = d;
+			got = 1;
+			continue;
+		}
+		w->done[(w->dfirst + kept++) % w->dcap] = d;
+	}
+	w->dn = kept;
+	return got;
+}
+
+static void wait_idle(struct writer *w)
+{
+	while (w->head || w->busy)
+		pthread_cond_wait(&w->idle, &w->mu);
+}
+
+int writer_take(struct writer *w, void *owner, struct wdone *out)
+{
+	int got;
+
+	pthread_mutex_lock(&w->mu);
+	wait_idle(w);
+	got = extract(w, owner, out);
+	pthread_mutex_unlock(&w->mu);
+	return got;
+}
+
+void writer_forget(struct writer *w, void *owner)
+{
+	pthread_mutex_lock(&w->mu);
+	wait_idle(w);
+	extract(w, owner, NULL);
+	pthread_mutex_unlock(&w->mu);
+}

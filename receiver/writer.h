@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/* The block writer: a thread that takes decoded blocks off the decode
+ * thread and does the rest of the per-byte work, zstd decompression
+ * (bounded by the block's signed raw length), the block's BLAKE2b-256 and
+ * the write into staging. The decode thread is then left with AEAD and FEC,
+ * so the two halves run on two cores. Completions come back in a queue that
+ * the decode thread drains (writer_collect): it compares each hash with the
+ * signed manifest and marks the block done, so all session state stays on
+ * one thread. The queue of blocks is bounded in bytes; a full queue blocks
+ * the decoder (the receive thread's ring absorbs the pause). */
+#ifndef SLUICE_RECEIVER_WRITER_H
+#define SLUICE_RECEIVER_WRITER_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/frame.h"
+
+struct wjob;
+
+struct wdone {
+	void *owner; /* the session */
+	uint32_t block;
+	int err; /* 0, -EBADMSG (bad zstd), or -errno of the write */
+	uint8_t hash[PROTO_HASH_LEN];
+};
+
+struct writer {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t more, space, idle;
+	struct wjob *head, *tail; /* submitted, not yet taken */
+	size_t bytes, max_bytes;
+	int busy, stop, started;
+	struct wdone *done; /* ring of completions */
+	size_t dcap, dfirst, dn;
+	uint64_t writeback_kick;
+	void *zstd;   /* the writer thread's ZSTD_DCtx */
+	uint8_t *raw; /* and its buffer for one decompressed block */
+};
+
+/* 0 or -errno. max_bytes bounds the block data queued. */
+__attribute__((warn_unused_result)) int writer_start(struct writer *w, size_t max_bytes);
+void writer_stop(struct writer *w);
+
+/* Queue one block: stored (stored_len bytes; zstd-compressed when zstd is
+ * set) to be expanded to raw_len bytes, hashed and written at off in fd.
+ * The data is copied. *unflushed (the owner's, touched only by the writer
+ * thread) counts bytes written since writeback was last started. 0 or
+ * -ENOMEM. */
+__attribute__((warn_unused_result)) int writer_submit(struct writer *w, void *owner, int fd,
+                                                      uint64_t off, uint32_t block,
+                                                      const uint8_t *stored, uint32_t stored_len,
+                                                      uint32_t raw_len, int zstd,
+                                                      uint64_t *unflushed);
+
+/* Take one completion; 1 when *out was filled, 0 when there is none. */
+int writer_collect(struct writer *w, struct wdone *out);
+
+/* Wait until every queued block has been written. Then, with take, hand
+ * back one completion of owner (1, or 0 when it has none left); with
+ * forget, drop all of owner's completions (it is going away). */
+int writer_take(struct writer *w, void *owner, struct wdone *out);
+void writer_forget(struct writer *w, void *owner);
+
+#endif
