@@ -340,6 +340,11 @@ if ! skip pacing; then
 		say "pacing --rate ${rate}g: sink saw $(calc "$wire" 3) Gb/s over $(calc "$secs" 1) s" \
 			"(error $(calc "($wire - $rate) / $rate * 100" 1)%), sender says ${own:-?} Mb/s;" \
 			"transmit thread $q"
+		# the same token bucket with nothing to encode: pacing alone
+		ceiling_run "${rate}g" 5
+		say "pacing --rate ${rate}g, udp_ceiling (no encoding): sink saw $(calc "$C_GBPS * 1500 / 1472" 3)" \
+			"Gb/s wire (error $(calc "($C_GBPS * 1500 / 1472 - $rate) / $rate * 100" 1)%)," \
+			"lost $((C_SENT - C_RECV))"
 	done
 fi
 
