@@ -39,7 +39,7 @@
 #define MAX_PAYLOAD 65507
 #define GSO_BYTES   65000   /* one GSO super-datagram must fit a UDP length */
 #define SINK_BUF    65536   /* room for a GRO-coalesced datagram */
-#define PACE_SLACK  1000000 /* ns of credit the bucket may bank */
+#define PACE_SLACK  2000000 /* ns of credit the bucket may bank, as sender/udp.c */
 
 static volatile sig_atomic_t stopping;
 
