@@ -97,6 +97,8 @@ int net_ring_start(struct net_ring **out, struct net_rx *n, size_t bytes)
 		free(r);
 		return -EAGAIN;
 	}
+	pthread_setname_np(r->thread, "sluice-rx");
+
 	*out = r;
 	return 0;
 }

@@ -1094,9 +1094,10 @@ static void verify_and_publish(struct receiver *r, struct session *s)
 	switch (atomic_load(&s->hash_state)) {
 	case HASH_IDLE:
 		atomic_store(&s->hash_state, HASH_RUNNING);
-		if (pthread_create(&s->hasher, NULL, hash_content, s) == 0)
+		if (pthread_create(&s->hasher, NULL, hash_content, s) == 0) {
 			s->hasher_started = 1;
-		else
+			pthread_setname_np(s->hasher, "sluice-hash");
+		} else
 			hash_content(s); /* no thread to be had: here and now */
 		return;
 	case HASH_RUNNING:

@@ -31,6 +31,8 @@ struct writer {
 	pthread_mutex_t mu;
 	pthread_cond_t more, space, idle;
 	struct wjob *head, *tail; /* submitted, not yet taken */
+	struct wjob *spare;       /* buffers to reuse */
+	size_t spare_bytes;
 	size_t bytes, max_bytes;
 	int busy, stop, started;
 	struct wdone *done; /* ring of completions */
