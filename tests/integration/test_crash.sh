@@ -26,6 +26,10 @@ set -euo pipefail
 
 . "$(dirname "$0")/lib.sh" "$@"
 
+log_verifies() { # LOG: sluice-receipts verify, output kept in $T/verify.out
+	"$B/sluice-receipts" verify "$1" --log-pub "$T/keys/receiver/log.pub" >"$T/verify.out" 2>&1
+}
+
 head -c $((6 << 20)) /dev/urandom >"$T/data.bin"
 head -c $((1 << 20)) /dev/urandom >"$T/small.bin"
 
@@ -102,6 +106,9 @@ for point in staging-created before-publish-rename after-publish-rename \
 	set -e
 	check "$point: the restarted receiver stops cleanly on SIGTERM" test "$trc" -eq 0
 	check "$point: staging is empty at the end" test "$(staging_parts "$point")" -eq 0
+	# The log, written across a SIGKILL, still verifies, checkpoints and all.
+	check "$point: the receipt log verifies (chain and signed checkpoints)" \
+		log_verifies "$receipts"
 done
 
 finish

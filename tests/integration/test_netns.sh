@@ -95,4 +95,36 @@ if [ "$IMPAIR" = netem ]; then
 	echo "# netem dropped ${drops:-?} packets"
 fi
 
+# --- above the FEC budget: nothing published, the receipt says why ---
+if [ "$IMPAIR" = netem ]; then
+	ip netns exec "$LOW" tc qdisc change dev veth-low root netem limit 100000 \
+		loss 30% delay 2ms 1ms reorder 5%
+else
+	ip netns exec "$LOW" "$B/sluice-impair" --listen 127.0.0.1:7002 --to 10.91.0.2:7000 \
+		--drop 30 --reorder 5 --seed 8 --quiet &
+	PIDS+=("$!")
+	TARGET=127.0.0.1:7002
+	sleep 0.2
+fi
+head -c $((4 << 20)) /dev/urandom >"$T/lossy.bin"
+ip netns exec "$HIGH" "$B/sluice-recv" --listen 10.91.0.2:7000 --inbox "$T/inbox" \
+	--key "$T/keys/receiver/receiver.key" --trust "$T/keys/sender/sender.pub" \
+	--once --end-grace 1 --session-timeout 20 -q 2>>"$T/recv.log" &
+RPID=$!
+PIDS+=("$RPID")
+sleep 0.3
+set +e
+timeout 60 ip netns exec "$LOW" "$B/sluice-send" \
+	--to "$TARGET" --rate 300m --fec 10% --key "$T/keys/sender/sender.key" \
+	--recipient "$T/keys/receiver/receiver.pub" -q "$T/lossy.bin"
+wait_exit "$RPID" 30
+rrc=$?
+set -e
+check "at 30% loss with 10% FEC the receiver reports failure (status $rrc)" test "$rrc" -eq 1
+check "nothing of it is published" test ! -e "$T/inbox/lossy.bin"
+check "the receipt says incomplete, with what was missing" \
+	grep -q '"event":"incomplete".*"name":"lossy.bin".*"symbols_missing_at_least":[1-9]' "$R"
+check "its verified blocks are kept for a resend, not left in staging" \
+	test -z "$(ls -A "$T/inbox/.sluice/staging")"
+
 finish
