@@ -26,8 +26,10 @@
 #include <cmocka.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sodium.h>
+#include <zstd.h>
 #include <unistd.h>
 
 #include "common/crypto.h"
@@ -682,6 +684,58 @@ static void test_sealed_corrupt_payload(void **state)
 	fixture_free(f);
 }
 
+/* A decompression bomb from the key holder: block 0 sent as one zstd
+ * symbol that expands to 16 MiB where the signed layout says 4000 bytes.
+ * Decompression stops at the block's raw length (no 16 MiB anywhere), and
+ * the object is rejected with the reason. */
+static void test_zstd_bomb(void **state)
+{
+	struct fixture *f = fixture_new(AEAD_XCHACHA20POLY1305);
+	static uint8_t m[PROTO_MAX_DATAGRAM];
+	const size_t big = 16u << 20;
+	uint8_t *zeros = calloc(1, big), bomb[2048];
+	size_t n = ZSTD_compress(bomb, sizeof(bomb), zeros, big, 19);
+	struct rusage before, after;
+	const struct frame *fr;
+	char path[160];
+
+	(void)state;
+	free(zeros);
+	assert_false(ZSTD_isError(n));
+	assert_true(n <= S); /* one symbol carries the whole bomb */
+	feed_copy(f, f->announce.buf, f->announce.len);
+	for (unsigned i = 0; i < f->nframes; i++)
+		if (f->frames[i].buf[5] == FRAME_MANIFEST)
+			feed_copy(f, f->frames[i].buf, f->frames[i].len);
+	assert_int_equal(f->rx.r.stats.failed, 0);
+	/* DATA block 0, symbol 0, re-sealed as k = 1, zstd, stored len n */
+	fr = find_frame(f, FRAME_DATA, 0, 0);
+	memcpy(m, fr->buf, fr->len);
+	assert_int_equal(aead_open_frame(f->aead, m, fr->len), 0);
+	struct symhdr sh = {.k = 1, .flags = PROTO_SYMFLAG_ZSTD, .stored_len = (uint32_t)n};
+	proto_encode_symhdr(m + PROTO_HEADER_LEN, &sh);
+	memset(m + PROTO_HEADER_LEN + PROTO_SYMHDR_LEN, 0, S);
+	memcpy(m + PROTO_HEADER_LEN + PROTO_SYMHDR_LEN, bomb, n);
+	put_le64(m + 16, ++f->next_counter);
+	assert_int_equal(aead_seal_frame(f->aead, m, fr->len), 0);
+	getrusage(RUSAGE_SELF, &before);
+	feed_copy(f, m, fr->len);
+	for (int i = 0; i < 5000 && f->rx.r.stats.failed == 0; i++) {
+		rcv_tick(&f->rx.r, NOW + 1);
+		usleep(1000);
+	}
+	getrusage(RUSAGE_SELF, &after);
+	assert_int_equal(f->rx.r.stats.failed, 1);
+	assert_int_equal(f->rx.r.stats.published, 0);
+	assert_true(after.ru_maxrss - before.ru_maxrss < 8 * 1024); /* KiB: far below 16 MiB */
+	snprintf(path, sizeof(path), "%s/inbox/%s", f->rx.dir, NAME);
+	assert_int_equal(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/state/receipts.jsonl", f->rx.dir);
+	assert_true(
+	    file_contains(path, "a compressed block does not decompress to its declared size"));
+	fixture_free(f);
+}
+
 static void test_mutants_xchacha(void **state)
 {
 	(void)state;
@@ -702,6 +756,7 @@ int main(void)
 	    cmocka_unit_test(test_mutants_xchacha),
 	    cmocka_unit_test(test_mutants_aesgcm),
 	    cmocka_unit_test(test_sealed_corrupt_payload),
+	    cmocka_unit_test(test_zstd_bomb),
 	};
 
 	if (crypto_setup() < 0)
