@@ -113,6 +113,8 @@ rm -rf "$W/keys" && mkdir -p "$W/keys"
 
 say "sluice loopback benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, ${MB} MiB files"
 say "host: $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+say "tree: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" \
+	diff --quiet HEAD 2>/dev/null || echo ' with uncommitted changes')"
 say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # time_fields FILE -> "wall user sys maxrss_kib" from /usr/bin/time -f
