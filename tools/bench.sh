@@ -392,6 +392,7 @@ if ! skip profile; then
 			--recipient "$W/keys/r/receiver.pub" --state-dir "$W/state" "$W/rand.bin" \
 			>/dev/null 2>&1 || true
 		wait "$rpid" || true
+		rm -rf "$W/prof/inbox"
 		for side in send recv; do
 			say "profile $side, self time by library:"
 			perf report -i "$W/$side.perf" --stdio --no-children --sort dso 2>/dev/null |
