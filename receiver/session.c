@@ -73,6 +73,7 @@ struct session {
 	uint8_t *done;       /* bitmap by block */
 	uint8_t *carried;    /* blocks taken from an earlier send, not decoded here */
 	uint32_t inflight;   /* blocks handed to the writer, not yet back */
+	uint8_t *queued;     /* blocks handed to the writer (done or not yet) */
 	uint32_t resumed;    /* how many */
 	uint8_t *kb;         /* k of each decoded block */
 	uint32_t *grecv;     /* symbols received per outer-code group */
@@ -235,6 +236,7 @@ static void session_free(struct receiver *r, struct session *s)
 	free(s->mf_doneb);
 	free(s->done);
 	free(s->carried);
+	free(s->queued);
 	free(s->kb);
 	free(s->grecv);
 	free(s->early_hash);
@@ -373,10 +375,11 @@ static int session_alloc(struct receiver *r, struct session *s)
 	s->mf_doneb = calloc(s->mf_blocks / 8 + 1, 1);
 	s->done = calloc(nb / 8 + 1, 1);
 	s->carried = calloc(nb / 8 + 1, 1);
+	s->queued = calloc(nb / 8 + 1, 1);
 	s->kb = calloc(nb + 1, 1);
 	s->grecv = calloc(nb / s->an.group + 1, sizeof(*s->grecv));
 	if (!s->grecv || !s->replay || !s->mf_buf || !s->mf_doneb || !s->done || !s->carried ||
-	    !s->kb)
+	    !s->queued || !s->kb)
 		return -ENOMEM;
 	s->r = r;
 	s->wire_blocks = (uint32_t)proto_wire_blocks(s->an.block_count, s->an.group, s->an.parity);
@@ -776,6 +779,7 @@ static const char *store_block(struct receiver *r, struct session *s, uint32_t b
 	                  sh->stored_len, (uint32_t)block_raw_len(s, b),
 	                  (sh->flags & PROTO_SYMFLAG_ZSTD) != 0, &s->unflushed) < 0)
 		return "out of memory";
+	set_bit(s->queued, b);
 	s->inflight++;
 	return NULL;
 }
@@ -803,8 +807,10 @@ static const char *block_stored(struct session *s, const struct wdone *d)
 			return "out of memory";
 		memcpy(s->early_hash + (size_t)b * PROTO_HASH_LEN, d->hash, PROTO_HASH_LEN);
 	}
-	set_bit(s->done, b);
-	s->done_count++;
+	if (!bit(s->done, b)) { /* counted once, whatever happens upstream */
+		set_bit(s->done, b);
+		s->done_count++;
+	}
 	return NULL;
 }
 
@@ -854,7 +860,7 @@ static int group_complete(const struct session *s, uint32_t g)
 	    first + s->an.group < s->an.block_count ? first + s->an.group : s->an.block_count;
 
 	for (uint32_t b = first; b < end; b++)
-		if (!bit(s->done, b))
+		if (!bit(s->done, b) && !bit(s->queued, b))
 			return 0;
 	return 1;
 }
@@ -886,7 +892,9 @@ static int data_symbol(struct receiver *r, struct session *s, const struct frame
 	if (h->block < s->an.block_count) {
 		/* A block carried from an earlier send still takes symbols: its
 		 * row helps the outer code rebuild its neighbours. */
-		if (bit(s->done, h->block) && !bit(s->carried, h->block)) {
+		/* (the writer has it, or it is done: either way decoded) */
+		if ((bit(s->done, h->block) || bit(s->queued, h->block)) &&
+		    !bit(s->carried, h->block)) {
 			s->extra++;
 			return 0;
 		}
