@@ -400,6 +400,10 @@ static int run(struct tctx *c, char *err, size_t errlen)
 		rc = send_status(c, FRAME_END, a->passes);
 		usleep(2000);
 	}
+	/* Exit status and the summary's time are about frames that left,
+	 * not frames still queued for the transmit thread. */
+	if (rc == 0)
+		rc = udp_tx_flush(c->tx);
 	if (rc < 0)
 		snprintf(err, errlen, "sending failed: %s", strerror(-rc));
 	return rc;
