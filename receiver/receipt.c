@@ -1107,6 +1107,19 @@ static int find_field(const char *line, size_t len, const char *key, struct curs
 	return found ? 0 : -ENOENT;
 }
 
+/* The value of key as a cursor at its first byte; -ENODATA for null. */
+static int value_of(const char *line, size_t len, const char *key, struct cursor *c)
+{
+	int rc;
+
+	if (!line || !key)
+		return -EINVAL;
+	rc = find_field(line, len, key, c);
+	if (rc < 0)
+		return rc;
+	return eat(c, "null") ? -ENODATA : 0;
+}
+
 int receipt_get_str(const char *line, size_t len, const char *key, char *out, size_t cap,
                     size_t *outlen)
 {
@@ -1114,14 +1127,12 @@ int receipt_get_str(const char *line, size_t len, const char *key, char *out, si
 	size_t dlen;
 	int odd, rc;
 
-	if (!line || !key || !out || cap == 0)
+	if (!out || cap == 0)
 		return -EINVAL;
 	out[0] = '\0';
-	rc = find_field(line, len, key, &c);
+	rc = value_of(line, len, key, &c);
 	if (rc < 0)
 		return rc;
-	if (eat(&c, "null"))
-		return -ENODATA;
 	if (!scan_string(&c, out, cap, &dlen, &odd) || (odd & ODD_WIDE))
 		return -EINVAL;
 	if (dlen >= cap) {
@@ -1136,18 +1147,12 @@ int receipt_get_str(const char *line, size_t len, const char *key, char *out, si
 int receipt_get_double(const char *line, size_t len, const char *key, double *val)
 {
 	struct cursor c;
-	char num[32];
+	char num[32], *end;
 	size_t n = 0;
-	char *end;
-	int rc;
+	int rc = value_of(line, len, key, &c);
 
-	if (!line || !key)
-		return -EINVAL;
-	rc = find_field(line, len, key, &c);
 	if (rc < 0)
 		return rc;
-	if (eat(&c, "null"))
-		return -ENODATA;
 	while (c.i < c.len && n < sizeof(num) - 1 &&
 	       (c.p[c.i] == '-' || c.p[c.i] == '.' || (c.p[c.i] >= '0' && c.p[c.i] <= '9')))
 		num[n++] = c.p[c.i++];
@@ -1166,15 +1171,10 @@ int receipt_get_u64(const char *line, size_t len, const char *key, uint64_t *val
 {
 	struct cursor c;
 	uint64_t v;
-	int rc;
+	int rc = value_of(line, len, key, &c);
 
-	if (!line || !key)
-		return -EINVAL;
-	rc = find_field(line, len, key, &c);
 	if (rc < 0)
 		return rc;
-	if (eat(&c, "null"))
-		return -ENODATA;
 	/* a fraction or exponent is not an integer: the value must end here */
 	if (!scan_u64(&c, &v) || (peek(&c) != ',' && peek(&c) != '}'))
 		return -EINVAL;

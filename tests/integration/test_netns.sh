@@ -67,16 +67,25 @@ fi
 mkdir -p "$T/inbox"
 head -c $((SIZE_MB << 20)) /dev/urandom >"$T/payload.bin"
 
-ip netns exec "$HIGH" "$B/sluice-recv" --listen 10.91.0.2:7000 --inbox "$T/inbox" \
-	--key "$T/keys/receiver/receiver.key" --trust "$T/keys/sender/sender.pub" \
-	--once --end-grace 1 --session-timeout 20 --stats "$T/stats" -q 2>"$T/recv.log" &
-RPID=$!
-PIDS+=("$RPID")
-sleep 0.3
+# recv_high [args]: a --once receiver in the high namespace; sets RPID
+recv_high() {
+	ip netns exec "$HIGH" "$B/sluice-recv" --listen 10.91.0.2:7000 --inbox "$T/inbox" \
+		--key "$T/keys/receiver/receiver.key" --trust "$T/keys/sender/sender.pub" \
+		--once --end-grace 1 --session-timeout 20 -q "$@" 2>>"$T/recv.log" &
+	RPID=$!
+	PIDS+=("$RPID")
+	sleep 0.3
+}
+# send_low FILE: from the low namespace through the impairment
+send_low() {
+	timeout 60 ip netns exec "$LOW" "$B/sluice-send" \
+		--to "$TARGET" --rate 300m --fec 10% --key "$T/keys/sender/sender.key" \
+		--recipient "$T/keys/receiver/receiver.pub" -q "$1"
+}
+
+recv_high --stats "$T/stats"
 set +e
-timeout 60 ip netns exec "$LOW" "$B/sluice-send" \
-	--to "$TARGET" --rate 300m --fec 10% --key "$T/keys/sender/sender.key" \
-	--recipient "$T/keys/receiver/receiver.pub" -q "$T/payload.bin"
+send_low "$T/payload.bin"
 src=$?
 wait_exit "$RPID" 30
 rrc=$?
@@ -107,16 +116,9 @@ else
 	sleep 0.2
 fi
 head -c $((4 << 20)) /dev/urandom >"$T/lossy.bin"
-ip netns exec "$HIGH" "$B/sluice-recv" --listen 10.91.0.2:7000 --inbox "$T/inbox" \
-	--key "$T/keys/receiver/receiver.key" --trust "$T/keys/sender/sender.pub" \
-	--once --end-grace 1 --session-timeout 20 -q 2>>"$T/recv.log" &
-RPID=$!
-PIDS+=("$RPID")
-sleep 0.3
+recv_high
 set +e
-timeout 60 ip netns exec "$LOW" "$B/sluice-send" \
-	--to "$TARGET" --rate 300m --fec 10% --key "$T/keys/sender/sender.key" \
-	--recipient "$T/keys/receiver/receiver.pub" -q "$T/lossy.bin"
+send_low "$T/lossy.bin"
 wait_exit "$RPID" 30
 rrc=$?
 set -e
