@@ -131,8 +131,18 @@ static int make_dir(struct builder *b, const char *path)
 		if (parent < 0)
 			return parent;
 	}
-	if (mkdirat(parent, slash ? slash + 1 : path, b->exec_mode) < 0)
+	if (mkdirat(parent, slash ? slash + 1 : path, 0700) < 0) {
 		rc = -errno;
+	} else {
+		/* The mode explicitly: mkdir's would be cut by the umask. */
+		int fd = open_beneath(b->root, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+		if (fd < 0)
+			rc = fd;
+		else if (fchmod(fd, b->exec_mode) < 0)
+			rc = -errno;
+		if (fd >= 0)
+			close(fd);
+	}
 	if (parent != b->root)
 		close(parent);
 	return rc;
