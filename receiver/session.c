@@ -89,7 +89,7 @@ struct session {
 	char part[STAGING_NAME_MAX];
 	/* counters */
 	uint64_t frames_ok, repaired, extra, status_counter;
-	uint64_t unflushed; /* bytes written since writeback was last started */
+	struct wstream ws; /* the writer's: writeback and the streaming content hash */
 	uint32_t pass, passes;
 };
 
@@ -237,6 +237,7 @@ static void session_free(struct receiver *r, struct session *s)
 	free(s->done);
 	free(s->carried);
 	free(s->queued);
+	wstream_free(&s->ws);
 	free(s->kb);
 	free(s->grecv);
 	free(s->early_hash);
@@ -379,7 +380,8 @@ static int session_alloc(struct receiver *r, struct session *s)
 	s->kb = calloc(nb + 1, 1);
 	s->grecv = calloc(nb / s->an.group + 1, sizeof(*s->grecv));
 	if (!s->grecv || !s->replay || !s->mf_buf || !s->mf_doneb || !s->done || !s->carried ||
-	    !s->queued || !s->kb)
+	    !s->queued || wstream_init(&s->ws, s->an.object_size, s->an.chunk_size, nb) < 0 ||
+	    !s->kb)
 		return -ENOMEM;
 	s->r = r;
 	s->wire_blocks = (uint32_t)proto_wire_blocks(s->an.block_count, s->an.group, s->an.parity);
@@ -777,7 +779,7 @@ static const char *store_block(struct receiver *r, struct session *s, uint32_t b
 	}
 	if (writer_submit(&r->writer, s, s->fd, (uint64_t)b * s->an.chunk_size, b, stored,
 	                  sh->stored_len, (uint32_t)block_raw_len(s, b),
-	                  (sh->flags & PROTO_SYMFLAG_ZSTD) != 0, &s->unflushed) < 0)
+	                  (sh->flags & PROTO_SYMFLAG_ZSTD) != 0, &s->ws) < 0)
 		return "out of memory";
 	set_bit(s->queued, b);
 	s->inflight++;
@@ -1101,6 +1103,17 @@ static void verify_and_publish(struct receiver *r, struct session *s)
 {
 	switch (atomic_load(&s->hash_state)) {
 	case HASH_IDLE:
+		/* Usually the writer has hashed the content in order as it wrote
+		 * it; only a resumed object (blocks it never wrote) or a failed
+		 * read-back needs the whole file read again. */
+		if (!s->resumed && !s->ws.broken && s->ws.next == s->an.block_count) {
+			crypto_generichash_final(&s->ws.hash, s->content, PROTO_HASH_LEN);
+			atomic_store(&s->hash_state, HASH_DONE);
+			publish(r, s);
+			return;
+		}
+		log_debug("%s: hashing the staged file again (%s)", s->name,
+		          s->resumed ? "resumed from an earlier send" : "read-back failed");
 		atomic_store(&s->hash_state, HASH_RUNNING);
 		if (pthread_create(&s->hasher, NULL, hash_content, s) == 0) {
 			s->hasher_started = 1;

@@ -18,7 +18,7 @@ struct wjob {
 	int fd;
 	int zstd;
 	uint64_t off;
-	uint64_t *unflushed;
+	struct wstream *ws;
 	uint32_t block, stored_len, raw_len;
 	uint8_t data[]; /* stored_len bytes */
 };
@@ -38,6 +38,49 @@ static void push_done(struct writer *w, const struct wdone *d)
 		w->dfirst = 0;
 	}
 	w->done[(w->dfirst + w->dn++) % w->dcap] = *d;
+}
+
+int wstream_init(struct wstream *ws, uint64_t size, uint32_t chunk, uint32_t blocks)
+{
+	memset(ws, 0, sizeof(*ws));
+	ws->written = calloc((size_t)blocks / 8 + 1, 1);
+	if (!ws->written)
+		return -ENOMEM;
+	ws->size = size;
+	ws->chunk = chunk;
+	ws->blocks = blocks;
+	crypto_generichash_init(&ws->hash, NULL, 0, PROTO_HASH_LEN);
+	return 0;
+}
+
+void wstream_free(struct wstream *ws)
+{
+	free(ws->written);
+	ws->written = NULL;
+}
+
+/* Feed the owner's whole-content hash with every block now in order. */
+static void stream_hash(struct writer *w, const struct wjob *j, const uint8_t *p)
+{
+	struct wstream *ws = j->ws;
+
+	if (!ws->written || ws->broken)
+		return;
+	ws->written[j->block / 8] |= (uint8_t)(1u << (j->block % 8));
+	while (ws->next < ws->blocks && (ws->written[ws->next / 8] >> (ws->next % 8) & 1)) {
+		uint64_t off = (uint64_t)ws->next * ws->chunk;
+		size_t len = ws->size - off < ws->chunk ? (size_t)(ws->size - off) : ws->chunk;
+		const uint8_t *q = p;
+		if (ws->next != j->block) {
+			if (pread_full(j->fd, w->back, len, (off_t)off) < 0) {
+				ws->broken = 1;
+				return;
+			}
+			q = w->back;
+		}
+		crypto_generichash_update(&ws->hash, q, len);
+		ws->next++;
+	}
 }
 
 static void run_job(struct writer *w, struct wjob *j, ZSTD_DCtx *z, uint8_t *raw, struct wdone *d)
@@ -65,11 +108,12 @@ static void run_job(struct writer *w, struct wjob *j, ZSTD_DCtx *z, uint8_t *raw
 	}
 	/* Start writeback every so often: left to itself the kernel lets dirty
 	 * pages pile up, then throttles writes for hundreds of ms. */
-	*j->unflushed += j->raw_len;
-	if (*j->unflushed >= w->writeback_kick) {
+	j->ws->unflushed += j->raw_len;
+	if (j->ws->unflushed >= w->writeback_kick) {
 		sync_file_range(j->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-		*j->unflushed = 0;
+		j->ws->unflushed = 0;
 	}
+	stream_hash(w, j, p);
 }
 
 static void *writer_main(void *arg)
@@ -122,9 +166,11 @@ int writer_start(struct writer *w, size_t max_bytes)
 	w->writeback_kick = 8u << 20;
 	w->zstd = ZSTD_createDCtx();
 	w->raw = malloc((size_t)PROTO_MAX_K * PROTO_MAX_SYMBOL);
-	if (!w->zstd || !w->raw) {
+	w->back = malloc((size_t)PROTO_MAX_K * PROTO_MAX_SYMBOL);
+	if (!w->zstd || !w->raw || !w->back) {
 		ZSTD_freeDCtx(w->zstd);
 		free(w->raw);
+		free(w->back);
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&w->mu, NULL);
@@ -134,6 +180,7 @@ int writer_start(struct writer *w, size_t max_bytes)
 	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
 		ZSTD_freeDCtx(w->zstd);
 		free(w->raw);
+		free(w->back);
 		return -EAGAIN;
 	}
 	pthread_setname_np(w->thread, "sluice-writer");
@@ -159,6 +206,7 @@ void writer_stop(struct writer *w)
 	}
 	ZSTD_freeDCtx(w->zstd);
 	free(w->raw);
+	free(w->back);
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->more);
 	pthread_cond_destroy(&w->space);
@@ -191,7 +239,7 @@ static struct wjob *get_job(struct writer *w, uint32_t len)
 
 int writer_submit(struct writer *w, void *owner, int fd, uint64_t off, uint32_t block,
                   const uint8_t *stored, uint32_t stored_len, uint32_t raw_len, int zstd,
-                  uint64_t *unflushed)
+                  struct wstream *ws)
 {
 	struct wjob *j = get_job(w, stored_len);
 	size_t cap;
@@ -204,7 +252,7 @@ int writer_submit(struct writer *w, void *owner, int fd, uint64_t off, uint32_t 
 	                   .fd = fd,
 	                   .zstd = zstd,
 	                   .off = off,
-	                   .unflushed = unflushed,
+	                   .ws = ws,
 	                   .block = block,
 	                   .stored_len = stored_len,
 	                   .raw_len = raw_len};

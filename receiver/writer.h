@@ -15,9 +15,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sodium.h>
+
 #include "proto/frame.h"
 
 struct wjob;
+
+/* What the writer keeps for one object; it touches it only from its own
+ * thread, and the owner reads it only once all of its blocks are back. */
+struct wstream {
+	uint64_t unflushed; /* bytes written since writeback was last started */
+	/* The whole-content hash, fed in block order as blocks are written:
+	 * a block that completes ahead of its turn is read back (page cache)
+	 * when its turn comes. next == blocks at the end: it is complete. */
+	crypto_generichash_state hash;
+	uint8_t *written; /* bitmap by block; NULL: no streaming hash */
+	uint32_t next, blocks, chunk;
+	uint64_t size;
+	int broken; /* a read-back failed: the owner hashes the file itself */
+};
+
+/* 0 or -ENOMEM. */
+int wstream_init(struct wstream *ws, uint64_t size, uint32_t chunk, uint32_t blocks);
+void wstream_free(struct wstream *ws);
 
 struct wdone {
 	void *owner; /* the session */
@@ -38,8 +58,9 @@ struct writer {
 	struct wdone *done; /* ring of completions */
 	size_t dcap, dfirst, dn;
 	uint64_t writeback_kick;
-	void *zstd;   /* the writer thread's ZSTD_DCtx */
-	uint8_t *raw; /* and its buffer for one decompressed block */
+	void *zstd;    /* the writer thread's ZSTD_DCtx */
+	uint8_t *raw;  /* and its buffer for one decompressed block */
+	uint8_t *back; /* and one for a block read back for the stream hash */
 };
 
 /* 0 or -errno. max_bytes bounds the block data queued. */
@@ -48,14 +69,13 @@ void writer_stop(struct writer *w);
 
 /* Queue one block: stored (stored_len bytes; zstd-compressed when zstd is
  * set) to be expanded to raw_len bytes, hashed and written at off in fd.
- * The data is copied. *unflushed (the owner's, touched only by the writer
- * thread) counts bytes written since writeback was last started. 0 or
+ * The data is copied. ws is the owner's stream state (above). 0 or
  * -ENOMEM. */
 __attribute__((warn_unused_result)) int writer_submit(struct writer *w, void *owner, int fd,
                                                       uint64_t off, uint32_t block,
                                                       const uint8_t *stored, uint32_t stored_len,
                                                       uint32_t raw_len, int zstd,
-                                                      uint64_t *unflushed);
+                                                      struct wstream *ws);
 
 /* Take one completion; 1 when *out was filled, 0 when there is none. */
 int writer_collect(struct writer *w, struct wdone *out);
