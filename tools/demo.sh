@@ -44,9 +44,8 @@ echo
 echo "inbox:"
 ls -l "$D/inbox"
 echo
-echo "last receipt:"
-tail -n 1 "$D/inbox/.sluice/receipts.jsonl" | grep -v '"event":"stop"' ||
-	grep '"event":"published"' "$D/inbox/.sluice/receipts.jsonl" | tail -n 1
+echo "its receipt (then: sluice-receipts verify $D/inbox/.sluice/receipts.jsonl --log-pub $D/keys/receiver/log.pub):"
+grep '"event":"published"' "$D/inbox/.sluice/receipts.jsonl" | tail -n 1
 echo
 if cmp "$FILE" "$D/inbox/release-image.bin"; then
 	echo "demo: published and byte-identical ($(b2sum -l 256 "$FILE" | cut -c1-16)...)"
