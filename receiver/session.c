@@ -933,15 +933,16 @@ static int data_symbol(struct receiver *r, struct session *s, const struct frame
 
 /* ---- frames --------------------------------------------------------------- */
 
-static void status_frame(struct session *s, const struct frame_header *h, const uint8_t *p,
-                         uint64_t now)
+/* A HEARTBEAT or END. -EINVAL when its (authenticated) body is malformed. */
+static int status_frame(struct session *s, const struct frame_header *h, const uint8_t *p,
+                        uint64_t now)
 {
 	struct status st;
 
 	/* frames_sent must agree with the frame's own (authenticated)
 	 * counter: it is counter - 1 by construction. */
 	if (proto_decode_status(p, &st) != PROTO_OK || st.frames_sent != h->counter - 1)
-		return;
+		return -EINVAL;
 	/* frames_sent counts the frames sealed before this one. */
 	if (h->counter > s->status_counter)
 		s->status_counter = h->counter;
@@ -949,6 +950,7 @@ static void status_frame(struct session *s, const struct frame_header *h, const 
 	s->passes = st.passes;
 	if (h->type == FRAME_END && st.pass == st.passes && !s->end_seen)
 		s->end_seen = now;
+	return 0;
 }
 
 void rcv_handle(struct receiver *r, uint8_t *buf, size_t len, uint64_t now)
@@ -998,7 +1000,8 @@ void rcv_handle(struct receiver *r, uint8_t *buf, size_t len, uint64_t now)
 	r->stats.accepted++;
 	link_frame(r, (unsigned)(s->sender - r->cfg->trusted), now);
 	if (h.type == FRAME_HEARTBEAT || h.type == FRAME_END) {
-		status_frame(s, &h, buf + PROTO_HEADER_LEN, now);
+		if (status_frame(s, &h, buf + PROTO_HEADER_LEN, now) < 0)
+			r->stats.bad_symbol++; /* authenticated, but its body is not valid */
 		return;
 	}
 	if (proto_decode_symhdr(buf + PROTO_HEADER_LEN, s->an.symbol_size, &sh) != PROTO_OK) {

@@ -48,7 +48,7 @@ struct rcv_stats {
 	uint64_t finished_session;
 	uint64_t replayed;
 	uint64_t bad_tag;
-	uint64_t bad_symbol;
+	uint64_t bad_symbol; /* authenticated, but a symbol header or status body is invalid */
 	uint64_t duplicate;
 	uint64_t announce_repeat;
 	uint64_t announce_bad;
