@@ -7,7 +7,8 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config git
       libsodium-dev libzstd-dev liburing-dev libcmocka-dev libisal-dev
       clang libclang-rt-14-dev clang-format
-      iproute2 udpcast libseccomp-dev time linux-perf)
+      iproute2 udpcast libseccomp-dev time linux-perf
+      python3 python3-cryptography)
 
 missing=()
 for p in "${PKGS[@]}"; do

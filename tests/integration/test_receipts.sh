@@ -199,19 +199,28 @@ check "  which names the missing checkpoint" out_has "FAIL anchor .*is not in th
 
 # --- the by-hand verifier in docs/RECEIPTS.md, an independent implementation ---
 DOC=$(dirname "$0")/../../docs/RECEIPTS.md
-if python3 -c 'import cryptography.hazmat.primitives.asymmetric.ed25519' 2>/dev/null &&
+# Debian's python3 has python3-cryptography (tools/setup.sh); another python3
+# first in PATH may not.
+PY=python3
+for p in /usr/bin/python3 python3; do
+	if "$p" -c 'import cryptography.hazmat.primitives.asymmetric.ed25519' 2>/dev/null; then
+		PY=$p
+		break
+	fi
+done
+if "$PY" -c 'import cryptography.hazmat.primitives.asymmetric.ed25519' 2>/dev/null &&
 	[ -f "$DOC" ]; then
 	awk '/<!-- verify-receipts.py -->/ {f = 1; next} f && /^```python/ {g = 1; next}
 		g && /^```/ {exit} g {print}' "$DOC" >"$T/by-hand.py"
 	check_exit "the by-hand script verifies the receiver's signatures" 0 \
-		python3 "$T/by-hand.py" "$T/good.jsonl" "$PUB"
+		"$PY" "$T/by-hand.py" "$T/good.jsonl" "$PUB"
 	check "  through the last line" out_has "signed through n=$n_lines"
 	check_exit "the by-hand script follows the log-damaged skip" 0 \
-		python3 "$T/by-hand.py" "$LOG" "$PUB"
+		"$PY" "$T/by-hand.py" "$LOG" "$PUB"
 	check_exit "the by-hand script rejects a re-chained edit" 1 \
-		python3 "$T/by-hand.py" "$T/rechained.jsonl" "$PUB"
+		"$PY" "$T/by-hand.py" "$T/rechained.jsonl" "$PUB"
 	check_exit "the by-hand script rejects another log key" 1 \
-		python3 "$T/by-hand.py" "$T/good.jsonl" "$T/keys/attacker/log.pub"
+		"$PY" "$T/by-hand.py" "$T/good.jsonl" "$T/keys/attacker/log.pub"
 else
 	echo "ok - # skip by-hand verifier: python3 with the cryptography package not found"
 fi
