@@ -213,6 +213,41 @@ int open_beneath(int dirfd, const char *path, int flags, mode_t mode)
 	return fd < 0 ? -errno : (int)fd;
 }
 
+int tbucket_take(struct tbucket *b, uint64_t now, double burst, double per_sec)
+{
+	if (b->at == 0)
+		b->tokens = burst;
+	else if (now > b->at)
+		b->tokens += (double)(now - b->at) / 1e9 * per_sec;
+	else
+		now = b->at;
+	if (b->tokens > burst)
+		b->tokens = burst;
+	b->at = now;
+	if (b->tokens < 1.0)
+		return 0;
+	b->tokens -= 1.0;
+	return 1;
+}
+
+DIR *dir_entries(int dir_fd)
+{
+	int fd = dup(dir_fd);
+	DIR *d;
+
+	if (fd < 0)
+		return NULL;
+	d = fdopendir(fd);
+	if (!d) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return NULL;
+	}
+	rewinddir(d); /* a dup shares the offset of earlier readers */
+	return d;
+}
+
 static int remove_contents(int dir)
 {
 	DIR *d = fdopendir(dir);

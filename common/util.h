@@ -4,6 +4,7 @@
 #ifndef SLUICE_COMMON_UTIL_H
 #define SLUICE_COMMON_UTIL_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -38,6 +39,19 @@ __attribute__((warn_unused_result)) int write_full(int fd, const void *buf, size
  * kernels before 5.6: callers refuse rather than fall back). */
 __attribute__((warn_unused_result)) int open_beneath(int dirfd, const char *path, int flags,
                                                      mode_t mode);
+
+/* A token bucket: burst tokens, refilled at per_sec. */
+struct tbucket {
+	double tokens;
+	uint64_t at; /* CLOCK_MONOTONIC ns of the last refill; 0: never used (full) */
+};
+/* Take one token: 1, or 0 when the bucket is empty. A now earlier than the
+ * last call (callers read their clocks at different times) adds nothing. */
+int tbucket_take(struct tbucket *b, uint64_t now, double burst, double per_sec);
+
+/* A readdir stream over dir_fd's entries from the start, on a dup of it, so
+ * dir_fd stays open after closedir. NULL with errno set on failure. */
+DIR *dir_entries(int dir_fd);
 
 /* Remove directory `name` in dir_fd and everything beneath it, never
  * following a symbolic link (a link is removed, not its target). 0 when it

@@ -23,15 +23,11 @@ static uint64_t unix_hour(void)
 	return wall_ns() / 1000000000u / 3600u;
 }
 
-static void write_rec(struct receipt_rec *rec)
+static const char *kid(const struct receiver *r, unsigned k, char out[2 * PROTO_KEYID_LEN + 1])
 {
-	int rc = receipt_commit(rec);
-
-	if (rc < 0)
-		log_err("cannot append to the receipt log: %s", strerror(-rc));
+	hex_encode(out, r->cfg->trusted[k].id, PROTO_KEYID_LEN);
+	return out;
 }
-
-static const char *kid(const struct receiver *r, unsigned k, char out[2 * PROTO_KEYID_LEN + 1]);
 
 static struct receipt_rec *begin(struct receiver *r, const char *event, unsigned k,
                                  const struct link *l)
@@ -64,14 +60,8 @@ static void hourly(struct receiver *r, unsigned k, struct link *l)
 	receipt_double(rec, "loss_pct",
 	               l->hour_sent ? 100.0 * (double)lost / (double)l->hour_sent : 0.0);
 	receipt_u64(rec, "beacons_lost", l->hour_beacons_lost);
-	write_rec(rec);
+	receipt_write(rec);
 	l->hour_sent = l->hour_received = l->hour_beacons_lost = 0;
-}
-
-static const char *kid(const struct receiver *r, unsigned k, char out[2 * PROTO_KEYID_LEN + 1])
-{
-	hex_encode(out, r->cfg->trusted[k].id, PROTO_KEYID_LEN);
-	return out;
 }
 
 static void link_down(struct receiver *r, unsigned k, struct link *l, const char *reason)
@@ -80,26 +70,9 @@ static void link_down(struct receiver *r, unsigned k, struct link *l, const char
 	char id[2 * PROTO_KEYID_LEN + 1];
 
 	receipt_str(rec, "reason", reason);
-	write_rec(rec);
+	receipt_write(rec);
 	log_warn("link from sender %s down: %s", kid(r, k, id), reason);
 	l->up = 0;
-}
-
-static int may_verify(struct link *l, uint64_t now)
-{
-	if (!l->refill)
-		l->tokens = VERIFY_BURST;
-	else if (now > l->refill)
-		l->tokens += (double)(now - l->refill) / 1e9 * VERIFY_PER_SEC;
-	else
-		now = l->refill; /* the callers' clocks are read at different times */
-	if (l->tokens > VERIFY_BURST)
-		l->tokens = VERIFY_BURST;
-	l->refill = now;
-	if (l->tokens < 1.0)
-		return 0;
-	l->tokens -= 1.0;
-	return 1;
 }
 
 void link_beacon(struct receiver *r, const uint8_t *buf, size_t len, uint64_t now)
@@ -128,7 +101,7 @@ void link_beacon(struct receiver *r, const uint8_t *buf, size_t len, uint64_t no
 		r->stats.beacon_stale++;
 		return;
 	}
-	if (!may_verify(l, now)) {
+	if (!tbucket_take(&l->verify, now, VERIFY_BURST, VERIFY_PER_SEC)) {
 		r->stats.beacon_rate_limited++;
 		return;
 	}
@@ -164,7 +137,7 @@ void link_beacon(struct receiver *r, const uint8_t *buf, size_t len, uint64_t no
 		struct receipt_rec *rec = begin(r, "link-up", k, l);
 		receipt_u64(rec, "interval_ms", b.interval_ms);
 		receipt_u64(rec, "objects_sent", b.objects_sent);
-		write_rec(rec);
+		receipt_write(rec);
 		log_info("link from sender %s up", kid(r, k, id));
 		l->up = 1;
 	} else if (l->up && b.state == BEACON_STOPPING) {

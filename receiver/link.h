@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/util.h"
+
 struct receiver;
 struct trusted_key;
 
@@ -30,8 +32,7 @@ struct link {
 	uint64_t hour; /* unix hour (s / 3600) being counted */
 	uint64_t hour_sent, hour_received, hour_beacons_lost;
 	/* signature checks allowed (token bucket): beacons are plaintext */
-	double tokens;
-	uint64_t refill;
+	struct tbucket verify;
 };
 
 /* A BEACON datagram (header already decoded as one). */

@@ -208,7 +208,7 @@ static void receipt_margin(struct receipt_rec *rec, const struct session *s)
 	receipt_double(rec, "fec_margin_pct", groups ? min_pct : 0.0);
 }
 
-static void receipt_write(struct receipt_rec *rec)
+void receipt_write(struct receipt_rec *rec)
 {
 	int rc = receipt_commit(rec);
 
@@ -319,28 +319,12 @@ static const struct trusted_key *trusted(const struct receiver *r, const uint8_t
 
 /* One more refusal receipt allowed? Past the bucket, refusals are only
  * counted, and rcv_tick writes how many were left out. */
-static void refusal_refill(struct receiver *r, uint64_t now)
-{
-	if (r->refusal_refill == 0)
-		r->refusal_tokens = REFUSAL_BURST;
-	else if (now > r->refusal_refill) /* callers' clocks are read at different times */
-		r->refusal_tokens += (double)(now - r->refusal_refill) / 1e9 * REFUSAL_PER_SEC;
-	else
-		now = r->refusal_refill;
-	if (r->refusal_tokens > REFUSAL_BURST)
-		r->refusal_tokens = REFUSAL_BURST;
-	r->refusal_refill = now;
-}
-
 static int refusal_may_log(struct receiver *r, uint64_t now)
 {
-	refusal_refill(r, now);
-	if (r->refusal_tokens < 1.0) {
-		r->refusals_unlogged++;
-		return 0;
-	}
-	r->refusal_tokens -= 1.0;
-	return 1;
+	if (tbucket_take(&r->refusals, now, REFUSAL_BURST, REFUSAL_PER_SEC))
+		return 1;
+	r->refusals_unlogged++;
+	return 0;
 }
 
 static void refuse(struct receiver *r, const struct announce *an, const struct trusted_key *k,
@@ -884,7 +868,7 @@ static int symbol_fits(const struct session *s, uint32_t block, const struct sym
 }
 
 static int data_symbol(struct receiver *r, struct session *s, const struct frame_header *h,
-                       const struct symhdr *sh, const uint8_t *data, uint64_t now)
+                       const struct symhdr *sh, const uint8_t *data)
 {
 	uint32_t g;
 
@@ -926,9 +910,7 @@ static int data_symbol(struct receiver *r, struct session *s, const struct frame
 		session_fail(r, s, fail_event(s->fail_why), s->fail_why);
 		return 1;
 	}
-	if (s->done_count == s->an.block_count && !s->complete_at)
-		s->complete_at = now;
-	return 0;
+	return 0; /* blocks count as done when the writer hands them back */
 }
 
 /* ---- frames --------------------------------------------------------------- */
@@ -1012,7 +994,7 @@ void rcv_handle(struct receiver *r, uint8_t *buf, size_t len, uint64_t now)
 	if (h.type == FRAME_MANIFEST)
 		rc = manifest_symbol(r, s, &h, &sh, data);
 	else
-		rc = data_symbol(r, s, &h, &sh, data, now);
+		rc = data_symbol(r, s, &h, &sh, data);
 	if (rc < 0)
 		r->stats.bad_symbol++;
 }
@@ -1138,8 +1120,8 @@ void rcv_tick(struct receiver *r, uint64_t now)
 {
 	collect_stored(r, now);
 	link_tick(r, now);
-	refusal_refill(r, now);
-	if (r->refusals_unlogged && r->refusal_tokens >= 1.0) {
+	if (r->refusals_unlogged &&
+	    tbucket_take(&r->refusals, now, REFUSAL_BURST, REFUSAL_PER_SEC)) {
 		struct receipt_rec *rec = receipt_begin(r->log, "rate-limited");
 		receipt_u64(rec, "refusals_not_logged", r->refusals_unlogged);
 		receipt_write(rec);
@@ -1147,7 +1129,6 @@ void rcv_tick(struct receiver *r, uint64_t now)
 		         " refused announcements were not logged one by one (rate limit)",
 		         r->refusals_unlogged);
 		r->refusals_unlogged = 0;
-		r->refusal_tokens -= 1.0;
 	}
 	if (now >= r->next_expiry) {
 		int n = partial_expire(r->st, r->cfg->partial_keep_s);
@@ -1168,8 +1149,6 @@ void rcv_tick(struct receiver *r, uint64_t now)
 				session_fail(r, s, fail_event(s->fail_why), s->fail_why);
 				continue;
 			}
-			if (s->done_count == s->an.block_count && !s->complete_at)
-				s->complete_at = now;
 		}
 		int complete = s->manifest_ok && s->done_count == s->an.block_count;
 

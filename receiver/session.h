@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/util.h"
 #include "groups.h"
 #include "proto/frame.h"
 #include "staging.h"
@@ -16,6 +17,7 @@
 
 struct ledger;
 struct receipt_log;
+struct receipt_rec;
 struct session;
 
 struct trusted_key {
@@ -82,8 +84,7 @@ struct receiver {
 	uint64_t dead[1024];  /* recently finished or refused session ids */
 	/* refusal receipts: a token bucket, so replayed announcements cannot
 	 * grow the receipt log without bound */
-	double refusal_tokens;
-	uint64_t refusal_refill; /* when tokens were last added */
+	struct tbucket refusals;
 	uint64_t refusals_unlogged;
 	unsigned dead_next;
 	struct rcv_stats stats;
@@ -93,6 +94,9 @@ __attribute__((warn_unused_result)) int rcv_init(struct receiver *r, const struc
                                                  struct staging *st, struct receipt_log *log,
                                                  struct ledger *ledger);
 void rcv_free(struct receiver *r);
+
+/* Commit a receipt record; a failure is logged (the receiver goes on). */
+void receipt_write(struct receipt_rec *rec);
 
 /* One datagram, in place (it is decrypted in buf). now = CLOCK_MONOTONIC. */
 void rcv_handle(struct receiver *r, uint8_t *buf, size_t len, uint64_t now);

@@ -77,18 +77,12 @@ void staging_close(struct staging *st)
 
 int staging_clean(struct staging *st)
 {
-	int fd = dup(st->dir_fd), removed = 0;
-	DIR *d;
+	DIR *d = dir_entries(st->dir_fd);
 	struct dirent *e;
+	int removed = 0;
 
-	if (fd < 0)
+	if (!d)
 		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	rewinddir(d);
 	while ((e = readdir(d)) != NULL) {
 		size_t n = strlen(e->d_name);
 		if (n > 5 && strcmp(e->d_name + n - 5, ".part") == 0 &&

@@ -351,11 +351,6 @@ static int beacon_tick(void *ctx)
 	return 0;
 }
 
-static void beacon_idle(void *ctx)
-{
-	(void)beacon_tick(ctx);
-}
-
 /* Send one file or directory under name, with the next sequence number. */
 static int send_entry(void *ctx, const char *path, const char *name)
 {
@@ -428,7 +423,7 @@ static int watch(struct run *run)
 		run->link_id |= 1; /* never 0 */
 		so.idle_ns = run->beacon_ns < 1000000000u ? run->beacon_ns : 1000000000u;
 	}
-	if (spool_run(&so, send_entry, run->beacon_ns ? beacon_idle : NULL, run, &stop_requested,
+	if (spool_run(&so, send_entry, run->beacon_ns ? beacon_tick : NULL, run, &stop_requested,
 	              err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		return EXIT_FAILED;

@@ -87,20 +87,13 @@ static void dequeue(struct spool *sp, size_t i)
 /* Everything already in OUTBOX; recently changed entries a little later. */
 static int scan(struct spool *sp)
 {
-	int fd = dup(sp->outfd);
+	DIR *d = dir_entries(sp->outfd);
 	uint64_t now = now_ns();
 	time_t wall = time(NULL);
 	struct dirent *e;
-	DIR *d;
 
-	if (fd < 0)
+	if (!d)
 		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	rewinddir(d);
 	while ((e = readdir(d)) != NULL) {
 		struct stat st;
 		if (!eligible(sp, e->d_name) ||
@@ -266,7 +259,7 @@ int spool_run(const struct spool_opts *o, spool_send_fn fn, spool_idle_fn idle, 
 		log_info("watching %s", o->outbox);
 	while (rc == 0 && !*stop) {
 		if (idle)
-			idle(ctx);
+			(void)idle(ctx);
 		uint64_t wait = process_one(&sp, fn, ctx);
 		if (wait == 0 || *stop)
 			continue;

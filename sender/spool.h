@@ -27,8 +27,9 @@ struct spool_opts {
 
 /* Send one entry; 0 when sent. path is OUTBOX/name. */
 typedef int (*spool_send_fn)(void *ctx, const char *path, const char *name);
-/* Called at least once a second while idle (beacons). */
-typedef void (*spool_idle_fn)(void *ctx);
+/* Called at least once a second while idle (beacons); its result is not
+ * used. */
+typedef int (*spool_idle_fn)(void *ctx);
 
 /* Run until *stop is set (checked at least once a second, and between
  * sends). Returns 0, or -errno with a user-facing message in err when the

@@ -25,6 +25,7 @@
 #include <sodium.h>
 
 #include "common/keys.h"
+#include "common/util.h"
 #include "receiver/receipt.h"
 
 enum { EXIT_OK = 0, EXIT_PROBLEM = 1, EXIT_USAGE = 2 };
@@ -671,15 +672,11 @@ static bool listed(const struct pub *p, size_t count, const char *name)
 static void find_unlisted(struct walk *w, int dfd, const struct pub *p, size_t count,
                           struct rehash_count *rc)
 {
-	int fd = dup(dfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = dir_entries(dfd);
 	struct dirent *de;
 
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
+	if (!d)
 		return;
-	}
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' || listed(p, count, de->d_name))
 			continue;
