@@ -715,26 +715,34 @@ static int manifest_symbol(struct receiver *r, struct session *s, const struct f
  * the staging file is read back (mostly from the page cache) while the
  * decoder goes on with other frames. During the transfer the decoder only
  * hashes each block, once, against the manifest. */
-static void *hash_content(void *arg)
+/* BLAKE2b-256 of the first size bytes of fd. 0 or -errno (-EIO when the
+ * file is shorter). */
+static int hash_fd(int fd, uint64_t size, uint8_t out[PROTO_HASH_LEN])
 {
-	struct session *s = arg;
 	crypto_generichash_state st;
 	uint8_t *buf = malloc(HASH_BUF);
 	uint64_t off = 0;
 	int rc = buf ? 0 : -ENOMEM;
 
 	crypto_generichash_init(&st, NULL, 0, PROTO_HASH_LEN);
-	posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	while (rc == 0 && off < s->an.object_size) {
-		size_t n = s->an.object_size - off < HASH_BUF ? (size_t)(s->an.object_size - off)
-		                                              : HASH_BUF;
-		rc = pread_full(s->fd, buf, n, (off_t)off);
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	while (rc == 0 && off < size) {
+		size_t n = size - off < HASH_BUF ? (size_t)(size - off) : HASH_BUF;
+		rc = pread_full(fd, buf, n, (off_t)off);
 		if (rc == 0)
 			crypto_generichash_update(&st, buf, n);
 		off += n;
 	}
-	crypto_generichash_final(&st, s->content, PROTO_HASH_LEN);
+	crypto_generichash_final(&st, out, PROTO_HASH_LEN);
 	free(buf);
+	return rc;
+}
+
+static void *hash_content(void *arg)
+{
+	struct session *s = arg;
+	int rc = hash_fd(s->fd, s->an.object_size, s->content);
+
 	atomic_store(&s->hash_state, rc == 0 ? HASH_DONE : HASH_FAILED);
 	return NULL;
 }
@@ -1176,25 +1184,13 @@ void rcv_tick(struct receiver *r, uint64_t now)
 /* BLAKE2b-256 of inbox/name, a regular file; 0 or -errno. */
 static int hash_inbox_file(struct receiver *r, const char *name, uint8_t out[PROTO_HASH_LEN])
 {
-	crypto_generichash_state st;
-	uint8_t *buf = malloc(HASH_BUF);
-	int fd = open_beneath(r->st->inbox_fd, name, O_RDONLY | O_NOFOLLOW, 0), rc = 0;
-	ssize_t n;
+	int fd = open_beneath(r->st->inbox_fd, name, O_RDONLY | O_NOFOLLOW, 0), rc;
+	struct stat st;
 
-	if (fd < 0 || !buf) {
-		free(buf);
-		if (fd >= 0)
-			close(fd);
-		return fd < 0 ? fd : -ENOMEM;
-	}
-	crypto_generichash_init(&st, NULL, 0, PROTO_HASH_LEN);
-	while ((n = read(fd, buf, HASH_BUF)) > 0)
-		crypto_generichash_update(&st, buf, (size_t)n);
-	if (n < 0)
-		rc = -errno;
-	crypto_generichash_final(&st, out, PROTO_HASH_LEN);
+	if (fd < 0)
+		return fd;
+	rc = fstat(fd, &st) < 0 ? -errno : hash_fd(fd, (uint64_t)st.st_size, out);
 	close(fd);
-	free(buf);
 	return rc;
 }
 
