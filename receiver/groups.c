@@ -227,12 +227,15 @@ static uint8_t *row_src(struct group *g, struct row *w)
 
 /* ---- rows --------------------------------------------------------------- */
 
+/* Source positions below k that we hold (called for every symbol). */
 static unsigned row_have(const struct row *w)
 {
-	unsigned n = 0;
+	unsigned n = 0, full = w->k / 8u;
 
-	for (unsigned i = 0; i < w->k; i++)
-		n += bit(w->known, i);
+	for (unsigned i = 0; i < full; i++)
+		n += (unsigned)__builtin_popcount(w->known[i]);
+	if (w->k % 8u)
+		n += (unsigned)__builtin_popcount(w->known[full] & ((1u << (w->k % 8u)) - 1u));
 	return n;
 }
 
@@ -347,7 +350,12 @@ enum add_result groupset_add(struct groupset *gs, uint32_t block, unsigned sym,
 		return ADD_NOMEM;
 	}
 	g->dirty = 1;
-	if (row_ready(w) && decode_row(g, (unsigned)(w - g->rows)) < 0)
+	/* A row whose source symbols are all in is delivered at once, with no
+	 * decoding. One that holds k symbols only thanks to repair symbols
+	 * waits for the sweep: with the sender's skewed interleave, repair
+	 * symbols of most rows arrive before their last source symbols, and
+	 * decoding then would rebuild what is still on its way. */
+	if (!w->done && w->src && row_have(w) == w->k && decode_row(g, (unsigned)(w - g->rows)) < 0)
 		return ADD_STOPPED;
 	if (g->data_done == g->ndata)
 		destroy(g);

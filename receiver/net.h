@@ -15,7 +15,9 @@ struct net_rx {
 	int rcvbuf;    /* what the kernel granted */
 	uint8_t *bufs; /* NET_BATCH x NET_BUF_LEN */
 	size_t len[NET_BATCH];
-	uint64_t truncated; /* datagrams larger than a buffer */
+	size_t seg[NET_BATCH]; /* GRO segment size, 0 when the buffer is one datagram */
+	int gro;               /* UDP_GRO is on */
+	uint64_t truncated;    /* datagrams larger than a buffer */
 };
 
 /* Bind addr, ask for rcvbuf bytes of socket buffer (SO_RCVBUFFORCE when
@@ -25,7 +27,9 @@ __attribute__((warn_unused_result)) int net_open(struct net_rx *n,
                                                  socklen_t alen, int rcvbuf, char *err,
                                                  size_t errlen);
 /* Wait up to timeout_ms, then read a batch. Returns the number of
- * datagrams (0 on timeout), -EINTR on a signal, -errno on failure. */
+ * buffers (0 on timeout), -EINTR on a signal, -errno on failure. Buffer i
+ * holds len[i] bytes: one datagram, or with GRO consecutive datagrams of
+ * seg[i] bytes each (the last may be shorter). */
 int net_recv(struct net_rx *n, int timeout_ms);
 static inline uint8_t *net_buf(struct net_rx *n, unsigned i)
 {

@@ -65,8 +65,16 @@ static void *receive_loop(void *arg)
 			r->error = got;
 			break;
 		}
-		for (int i = 0; i < got; i++)
-			push(r, net_buf(r->n, (unsigned)i), (uint32_t)r->n->len[i]);
+		for (int i = 0; i < got; i++) {
+			const uint8_t *b = net_buf(r->n, (unsigned)i);
+			size_t len = r->n->len[i], seg = r->n->seg[i] ? r->n->seg[i] : len;
+			do { /* a GRO buffer is split back into its datagrams */
+				size_t one = len < seg ? len : seg;
+				push(r, b, (uint32_t)one);
+				b += one;
+				len -= one;
+			} while (len);
+		}
 		if (got > 0) {
 			pthread_mutex_lock(&r->lock);
 			pthread_cond_signal(&r->more);
