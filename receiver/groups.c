@@ -13,6 +13,7 @@ struct row {
 	uint8_t flags;
 	uint8_t done;
 	uint8_t nrep;
+	uint8_t nknown; /* known source positions below k (0 while k is) */
 	uint32_t stored_len;
 	uint8_t known[(PROTO_MAX_K + 7) / 8];      /* source positions we hold */
 	uint8_t seen[(PROTO_MAX_SYMBOLS + 7) / 8]; /* symbol indices received */
@@ -227,16 +228,21 @@ static uint8_t *row_src(struct group *g, struct row *w)
 
 /* ---- rows --------------------------------------------------------------- */
 
-/* Source positions below k that we hold (called for every symbol). */
+/* Source positions below k that we hold. */
 static unsigned row_have(const struct row *w)
 {
-	unsigned n = 0, full = w->k / 8u;
+	return w->nknown;
+}
 
-	for (unsigned i = 0; i < full; i++)
-		n += (unsigned)__builtin_popcount(w->known[i]);
-	if (w->k % 8u)
-		n += (unsigned)__builtin_popcount(w->known[full] & ((1u << (w->k % 8u)) - 1u));
-	return n;
+/* Counted once when k becomes known: the column decode may have filled
+ * positions of a row before any of its own symbols told us its k. */
+static void row_count(struct row *w)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < w->k; i++)
+		n += (unsigned)bit(w->known, i);
+	w->nknown = (uint8_t)n;
 }
 
 static int deliver(struct group *g, unsigned r, unsigned repaired)
@@ -247,6 +253,7 @@ static int deliver(struct group *g, unsigned r, unsigned repaired)
 
 	w->done = 1;
 	memset(w->known, 0xff, sizeof(w->known));
+	w->nknown = w->k;
 	if (r >= g->ndata)
 		return 0;
 	g->data_done++;
@@ -333,6 +340,7 @@ enum add_result groupset_add(struct groupset *gs, uint32_t block, unsigned sym,
 		w->k = sh->k;
 		w->flags = sh->flags;
 		w->stored_len = sh->stored_len;
+		row_count(w);
 	} else if (w->k != sh->k || w->flags != sh->flags || w->stored_len != sh->stored_len) {
 		return ADD_MISMATCH;
 	}
@@ -345,6 +353,7 @@ enum add_result groupset_add(struct groupset *gs, uint32_t block, unsigned sym,
 		if (!bit(w->known, sym)) {
 			memcpy(w->src + (size_t)sym * gs->S, data, gs->S);
 			set_bit(w->known, sym);
+			w->nknown++;
 		}
 	} else if (row_have(w) + w->nrep < w->k && keep_repair(g, w, sym, data) < 0) {
 		return ADD_NOMEM;
@@ -393,6 +402,8 @@ static int decode_column(struct group *g, unsigned i)
 			continue;
 		memcpy(w->src + (size_t)i * gs->S, out[r], gs->S);
 		set_bit(w->known, i);
+		if (i < w->k)
+			w->nknown++;
 	}
 	return 1;
 }
