@@ -82,7 +82,8 @@ static void usage(FILE *f)
 	        "  --link-timeout SEC     a beaconing sender silent this long is logged\n"
 	        "                         link-down (default 10, or 3 beacon intervals)\n"
 	        "  --max-sessions N       transfers in progress at once (default 16)\n"
-	        "  --memory MIB           memory for blocks in flight (default 192)\n"
+	        "  --memory MIB           memory for blocks in flight and queued for the disk\n"
+	        "                         (default 160)\n"
 	        "  --max-object-size N    refuse larger objects, suffix k/m/g/t (default 1t)\n"
 	        "  --rcvbuf BYTES         socket receive buffer to ask for (default 64m)\n"
 	        "  --ring MIB             receive thread's buffer (default 64)\n"
@@ -188,7 +189,8 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 	cfg->max_sessions = 16;
 	cfg->session_timeout_ns = 60ull * 1000000000u;
 	cfg->end_grace_ns = 2ull * 1000000000u;
-	cfg->memory_budget = (size_t)192 << 20;
+	/* With the 64 MiB ring: a receiver under 256 MiB of RSS (issue 3) */
+	cfg->memory_budget = (size_t)160 << 20;
 	cfg->max_object_size = 1ull << 40;
 	cfg->partial_keep_s = 72ull * 3600;
 	cfg->link_timeout_ns = 10ull * 1000000000u;

@@ -1268,8 +1268,11 @@ int rcv_init(struct receiver *r, const struct rcv_config *cfg, struct staging *s
 	r->log = log;
 	r->sessions = calloc(cfg->max_sessions, sizeof(*r->sessions));
 	r->links = calloc(cfg->ntrusted + 1, sizeof(*r->links));
-	if (group_pool_init(&r->pool, cfg->memory_budget) < 0 || !r->sessions || !r->links ||
-	    writer_start(&r->writer, 32u << 20) < 0) {
+	/* --memory covers blocks being decoded and blocks queued for the
+	 * disk: a sixth of it (at most 32 MiB) is the writer's queue. */
+	size_t queue = cfg->memory_budget / 6 < (32u << 20) ? cfg->memory_budget / 6 : 32u << 20;
+	if (group_pool_init(&r->pool, cfg->memory_budget - queue) < 0 || !r->sessions ||
+	    !r->links || writer_start(&r->writer, queue) < 0) {
 		rcv_free(r);
 		return -ENOMEM;
 	}
