@@ -17,7 +17,9 @@
  *      entries (entries length bytes), each:
  *        path length (2) | mode class (1) | reserved (1) | size (8) |
  *        mtime, unix s (8) | BLAKE2b-256 (32) | path (path length bytes)
- *      block hashes: block count x BLAKE2b-256 of the raw block (32 each)
+ *      block hashes: block count x 32, hash b = BLAKE2b-256 of the raw
+ *        bytes from 0 to the end of block b (a prefix: the last one equals
+ *        the content hash; version 1 hashed each block alone)
  *      Ed25519 signature over everything before it (64)
  */
 #ifndef SLUICE_PROTO_MANIFEST_H
@@ -29,7 +31,7 @@
 #include "frame.h"
 
 #define MANIFEST_MAGIC         "SLMF"
-#define MANIFEST_VERSION       1
+#define MANIFEST_VERSION       2
 #define MANIFEST_FIXED_LEN     136
 #define MANIFEST_ENTRY_FIXED   52
 #define MANIFEST_MAX_NAME      255

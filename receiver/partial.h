@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Partial objects kept between sends ("resume without a back channel",
  * DESIGN.md). When a transfer ends incomplete after its manifest verified,
- * the blocks it did verify are kept in STATE/partial/<object id>.part with a
+ * the blocks it wrote (decoded from authenticated symbols; those the content
+ * stream reached were also checked against their block hashes) are kept in
+ * STATE/partial/<object id>.part with a
  * small state file <object id>.state (which blocks, and each block's k).
  * The object id binds the block hashes, so when the same content is sent
  * again, under any later sequence number, the new session adopts those

@@ -70,14 +70,13 @@ struct session {
 	uint32_t last_group;  /* group of the previous data symbol */
 	const char *fail_why; /* set inside decode callbacks, acted on after */
 	struct receiver *r;
-	uint8_t *done;       /* bitmap by block */
-	uint8_t *carried;    /* blocks taken from an earlier send, not decoded here */
-	uint32_t inflight;   /* blocks handed to the writer, not yet back */
-	uint8_t *queued;     /* blocks handed to the writer (done or not yet) */
-	uint32_t resumed;    /* how many */
-	uint8_t *kb;         /* k of each decoded block */
-	uint32_t *grecv;     /* symbols received per outer-code group */
-	uint8_t *early_hash; /* hashes of blocks decoded before the manifest */
+	uint8_t *done;     /* bitmap by block */
+	uint8_t *carried;  /* blocks taken from an earlier send, not decoded here */
+	uint32_t inflight; /* blocks handed to the writer, not yet back */
+	uint8_t *queued;   /* blocks handed to the writer (done or not yet) */
+	uint32_t resumed;  /* how many */
+	uint8_t *kb;       /* k of each decoded block */
+	uint32_t *grecv;   /* symbols received per outer-code group */
 	uint32_t done_count;
 	/* the whole-content hash, computed on its own thread once every
 	 * block is in (hash_content) */
@@ -240,7 +239,6 @@ static void session_free(struct receiver *r, struct session *s)
 	wstream_free(&s->ws);
 	free(s->kb);
 	free(s->grecv);
-	free(s->early_hash);
 	free(s);
 }
 
@@ -575,13 +573,6 @@ static const char *check_manifest(struct receiver *r, struct session *s)
 	return NULL;
 }
 
-static const char *block_hash_check(struct session *s, uint32_t b, const uint8_t *h)
-{
-	if (sodium_memcmp(h, s->m.block_hashes + (size_t)b * PROTO_HASH_LEN, PROTO_HASH_LEN))
-		return "a block does not match its hash in the manifest";
-	return NULL;
-}
-
 /* Rollback and replay defence (DESIGN.md: per-sender monotonic sequence):
  * a manifest must be newer than anything accepted from its sender before.
  * Then an object already published is logged as a duplicate, not
@@ -639,7 +630,7 @@ static void resume(struct receiver *r, struct session *s)
 		return;
 	s->resumed = (uint32_t)n;
 	s->done_count += (uint32_t)n;
-	log_info("resuming %s: %ld of %" PRIu32 " blocks verified by an earlier send", s->name, n,
+	log_info("resuming %s: %ld of %" PRIu32 " blocks kept from an earlier send", s->name, n,
 	         s->an.block_count);
 	if (s->done_count == s->an.block_count && !s->complete_at)
 		s->complete_at = now_ns();
@@ -650,18 +641,13 @@ static void manifest_complete(struct receiver *r, struct session *s)
 	const char *why = check_manifest(r, s), *event;
 	char buf[200];
 
-	if (!why && s->early_hash) {
-		for (uint32_t b = 0; b < s->an.block_count && !why; b++)
-			if (bit(s->done, b))
-				why = block_hash_check(s, b, s->early_hash + (size_t)b * 32);
-		free(s->early_hash);
-		s->early_hash = NULL;
-	}
 	if (why) {
 		session_fail(r, s, "rejected", why);
 		return;
 	}
 	s->manifest_ok = 1; /* from here on receipts may name the object */
+	/* The writer's content stream may now check blocks against it. */
+	atomic_store_explicit(&s->ws.expect, s->m.block_hashes, memory_order_release);
 	memcpy(s->name, s->m.name, s->m.name_len);
 	s->name[s->m.name_len] = '\0';
 	event = check_history(r, s, buf, sizeof(buf));
@@ -778,9 +764,9 @@ static const char *store_block(struct receiver *r, struct session *s, uint32_t b
 	return NULL;
 }
 
-/* The writer is done with block b: check its hash against the manifest
- * (or keep it until the manifest is there) and count it. NULL, or why the
- * object cannot be published. */
+/* The writer is done with block b: count it, unless the writer's content
+ * stream found a block (b or one before it) that differs from the signed
+ * manifest. NULL, or why the object cannot be published. */
 static const char *block_stored(struct session *s, const struct wdone *d)
 {
 	uint32_t b = d->block;
@@ -790,17 +776,8 @@ static const char *block_stored(struct session *s, const struct wdone *d)
 		return "a compressed block does not decompress to its declared size";
 	if (d->err)
 		return d->err == -ENOSPC ? ERR_DISK_FULL : ERR_WRITE;
-	if (s->manifest_ok) {
-		const char *why = block_hash_check(s, b, d->hash);
-		if (why)
-			return why;
-	} else {
-		if (!s->early_hash)
-			s->early_hash = malloc((size_t)s->an.block_count * PROTO_HASH_LEN);
-		if (!s->early_hash)
-			return "out of memory";
-		memcpy(s->early_hash + (size_t)b * PROTO_HASH_LEN, d->hash, PROTO_HASH_LEN);
-	}
+	if (d->mismatch)
+		return "a block does not match its hash in the manifest";
 	if (!bit(s->done, b)) { /* counted once, whatever happens upstream */
 		set_bit(s->done, b);
 		s->done_count++;
@@ -1097,8 +1074,10 @@ static void verify_and_publish(struct receiver *r, struct session *s)
 	switch (atomic_load(&s->hash_state)) {
 	case HASH_IDLE:
 		/* Usually the writer has hashed the content in order as it wrote
-		 * it; only a resumed object (blocks it never wrote) or a failed
-		 * read-back needs the whole file read again. */
+		 * it, checking every block; only a resumed object (blocks it never
+		 * wrote), a failed read-back, or blocks that were all in before
+		 * the manifest need the whole file read again. The content hash
+		 * covers every block then. */
 		if (!s->resumed && !s->ws.broken && s->ws.next == s->an.block_count) {
 			crypto_generichash_final(&s->ws.hash, s->content, PROTO_HASH_LEN);
 			atomic_store(&s->hash_state, HASH_DONE);
@@ -1106,7 +1085,9 @@ static void verify_and_publish(struct receiver *r, struct session *s)
 			return;
 		}
 		log_debug("%s: hashing the staged file again (%s)", s->name,
-		          s->resumed ? "resumed from an earlier send" : "read-back failed");
+		          s->resumed     ? "resumed from an earlier send"
+		          : s->ws.broken ? "read-back failed"
+		                         : "blocks were in before the manifest");
 		atomic_store(&s->hash_state, HASH_RUNNING);
 		if (pthread_create(&s->hasher, NULL, hash_content, s) == 0) {
 			s->hasher_started = 1;

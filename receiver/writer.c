@@ -2,6 +2,7 @@
 /* The block writer thread: decompress, hash, write. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,15 +60,18 @@ void wstream_free(struct wstream *ws)
 	ws->written = NULL;
 }
 
-/* Feed the owner's whole-content hash with every block now in order. */
+/* Feed the owner's whole-content hash with every block now in order and
+ * check each one's prefix hash. */
 static void stream_hash(struct writer *w, const struct wjob *j, const uint8_t *p)
 {
 	struct wstream *ws = j->ws;
+	const uint8_t *expect = atomic_load_explicit(&ws->expect, memory_order_acquire);
 
-	if (!ws->written || ws->broken)
+	if (!ws->written || ws->broken || ws->mismatch)
 		return;
 	ws->written[j->block / 8] |= (uint8_t)(1u << (j->block % 8));
-	while (ws->next < ws->blocks && (ws->written[ws->next / 8] >> (ws->next % 8) & 1)) {
+	while (expect && ws->next < ws->blocks &&
+	       (ws->written[ws->next / 8] >> (ws->next % 8) & 1)) {
 		uint64_t off = (uint64_t)ws->next * ws->chunk;
 		size_t len = ws->size - off < ws->chunk ? (size_t)(ws->size - off) : ws->chunk;
 		const uint8_t *q = p;
@@ -79,6 +83,13 @@ static void stream_hash(struct writer *w, const struct wjob *j, const uint8_t *p
 			q = w->back;
 		}
 		crypto_generichash_update(&ws->hash, q, len);
+		crypto_generichash_state snap = ws->hash;
+		uint8_t h[PROTO_HASH_LEN];
+		crypto_generichash_final(&snap, h, sizeof(h));
+		if (sodium_memcmp(h, expect + (size_t)ws->next * PROTO_HASH_LEN, sizeof(h)) != 0) {
+			ws->mismatch = ws->next + 1;
+			return;
+		}
 		ws->next++;
 	}
 }
@@ -100,7 +111,6 @@ static void run_job(struct writer *w, struct wjob *j, ZSTD_DCtx *z, uint8_t *raw
 		}
 		p = raw;
 	}
-	crypto_generichash(d->hash, PROTO_HASH_LEN, p, j->raw_len, NULL, 0);
 	rc = pwrite_full(j->fd, p, j->raw_len, (off_t)j->off);
 	if (rc < 0) {
 		d->err = rc;
@@ -114,6 +124,7 @@ static void run_job(struct writer *w, struct wjob *j, ZSTD_DCtx *z, uint8_t *raw
 		j->ws->unflushed = 0;
 	}
 	stream_hash(w, j, p);
+	d->mismatch = j->ws->mismatch != 0;
 }
 
 static void *writer_main(void *arg)

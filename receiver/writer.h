@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* The block writer: a thread that takes decoded blocks off the decode
  * thread and does the rest of the per-byte work, zstd decompression
- * (bounded by the block's signed raw length), the block's BLAKE2b-256 and
- * the write into staging. The decode thread is then left with AEAD and FEC,
- * so the two halves run on two cores. Completions come back in a queue that
- * the decode thread drains (writer_collect): it compares each hash with the
- * signed manifest and marks the block done, so all session state stays on
- * one thread. The queue of blocks is bounded in bytes; a full queue blocks
+ * (bounded by the block's signed raw length), the write into staging and
+ * the one BLAKE2b pass over the content, which also checks every block
+ * (below). The decode thread is then left with AEAD and FEC, so the two
+ * halves run on two cores. Completions come back in a queue that the
+ * decode thread drains (writer_collect) to mark blocks done, so all session
+ * state stays on one thread. The queue of blocks is bounded in bytes; a full queue blocks
  * the decoder (the receive thread's ring absorbs the pause). */
 #ifndef SLUICE_RECEIVER_WRITER_H
 #define SLUICE_RECEIVER_WRITER_H
@@ -27,9 +27,15 @@ struct wstream {
 	uint64_t unflushed; /* bytes written since writeback was last started */
 	/* The whole-content hash, fed in block order as blocks are written:
 	 * a block that completes ahead of its turn is read back (page cache)
-	 * when its turn comes. next == blocks at the end: it is complete. */
+	 * when its turn comes. next == blocks at the end: it is complete.
+	 * At the end of each block the stream, finished on a copy, gives that
+	 * block's prefix hash, compared with the signed manifest's (expect,
+	 * set by the owner once the manifest is verified; until then the
+	 * stream waits and later reads those blocks back). */
 	crypto_generichash_state hash;
-	uint8_t *written; /* bitmap by block; NULL: no streaming hash */
+	_Atomic(const uint8_t *) expect; /* the manifest's block hashes */
+	uint32_t mismatch;               /* 1 + the first block whose hash differs, or 0 */
+	uint8_t *written;                /* bitmap by block; NULL: no streaming hash */
 	uint32_t next, blocks, chunk;
 	uint64_t size;
 	int broken; /* a read-back failed: the owner hashes the file itself */
@@ -42,8 +48,8 @@ void wstream_free(struct wstream *ws);
 struct wdone {
 	void *owner; /* the session */
 	uint32_t block;
-	int err; /* 0, -EBADMSG (bad zstd), or -errno of the write */
-	uint8_t hash[PROTO_HASH_LEN];
+	int err;      /* 0, -EBADMSG (bad zstd), or -errno of the write */
+	int mismatch; /* the stream found a block that differs from the manifest */
 };
 
 struct writer {

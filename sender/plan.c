@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Pass one: block hashes, content hash, signed manifest. */
+/* Pass one: content hash with its block prefix hashes, signed manifest. */
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -74,69 +74,71 @@ static void fh_update(struct file_hasher *fh, const uint8_t *data, size_t len)
 	}
 }
 
-/* The whole-content hash (and a bundle's per-file hashes) on a second
- * thread, chunk by chunk, while this one hashes the blocks: pass one then
- * takes the time of one BLAKE2b over the object, not two. */
-struct stream_hasher {
+/* A bundle's per-file hashes on a second thread, chunk by chunk, while
+ * this one feeds the content hash: pass one then takes the time of one
+ * BLAKE2b over the object, not two. */
+struct file_thread {
 	pthread_t thread;
 	sem_t ready, done;
 	const uint8_t *data;
 	size_t len;
 	int stop;
-	crypto_generichash_state whole;
 	struct file_hasher fh;
-	int files;
 };
 
-static void *stream_hash_main(void *arg)
+static void *file_hash_main(void *arg)
 {
-	struct stream_hasher *h = arg;
+	struct file_thread *h = arg;
 
 	for (;;) {
 		sem_wait(&h->ready);
 		if (h->stop)
 			return NULL;
-		crypto_generichash_update(&h->whole, h->data, h->len);
-		if (h->files)
-			fh_update(&h->fh, h->data, h->len);
+		fh_update(&h->fh, h->data, h->len);
 		sem_post(&h->done);
 	}
 }
 
+/* One BLAKE2b stream over the content in order. Block b's hash is that
+ * stream finished on a copy of its state at the end of block b, i.e. the
+ * BLAKE2b-256 of bytes [0, end of block b) (PROTOCOL.md §8.1): the last
+ * one is the content hash, and the receiver checks every block with the
+ * one pass it makes for the content hash anyway. */
 static int hash_blocks(struct plan *p, const struct source *src, char *err, size_t errlen)
 {
-	struct stream_hasher h = {.files = src->tree != NULL};
+	struct file_thread h = {0};
+	crypto_generichash_state whole, snap;
 	struct ureader *r;
 	const uint8_t *data;
 	size_t len;
 	uint64_t idx;
-	int rc, threaded;
+	int rc, threaded = 0;
 
 	rc = source_reader(src, p->chunk, 4, &r);
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot set up file reading: %s", strerror(-rc));
 		return rc;
 	}
-	if (src->tree)
-		fh_start(&h.fh, src->tree);
-	crypto_generichash_init(&h.whole, NULL, 0, PROTO_HASH_LEN);
+	crypto_generichash_init(&whole, NULL, 0, PROTO_HASH_LEN);
 	sem_init(&h.ready, 0, 0);
 	sem_init(&h.done, 0, 0);
-	threaded = pthread_create(&h.thread, NULL, stream_hash_main, &h) == 0;
+	if (src->tree) {
+		fh_start(&h.fh, src->tree);
+		threaded = pthread_create(&h.thread, NULL, file_hash_main, &h) == 0;
+	}
 	while ((rc = ureader_next(r, &data, &len, &idx)) == 1) {
 		h.data = data;
 		h.len = len;
 		if (threaded)
 			sem_post(&h.ready);
-		crypto_generichash(p->block_hashes + idx * PROTO_HASH_LEN, PROTO_HASH_LEN, data,
-		                   len, NULL, 0);
-		if (threaded) {
+		crypto_generichash_update(&whole, data, len);
+		snap = whole;
+		crypto_generichash_final(&snap, p->block_hashes + idx * PROTO_HASH_LEN,
+		                         PROTO_HASH_LEN);
+		if (threaded)
 			sem_wait(&h.done); /* the chunk's buffer is reused by the next read */
-		} else {
-			crypto_generichash_update(&h.whole, data, len);
-			if (h.files)
-				fh_update(&h.fh, data, len);
-		}
+		else if (src->tree)
+			fh_update(&h.fh, data, len);
 	}
 	if (threaded) {
 		h.stop = 1;
@@ -159,7 +161,7 @@ static int hash_blocks(struct plan *p, const struct source *src, char *err, size
 	ureader_close(r);
 	if (rc < 0)
 		return rc;
-	crypto_generichash_final(&h.whole, p->content_hash, PROTO_HASH_LEN);
+	crypto_generichash_final(&whole, p->content_hash, PROTO_HASH_LEN);
 	return 0;
 }
 

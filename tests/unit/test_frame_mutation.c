@@ -333,11 +333,12 @@ static void build_manifest(struct fixture *f, uint8_t **out, size_t *len,
 	                     .block_hashes = hashes};
 
 	key_id(m.sender_id, f->rx.trusted.pk);
+	/* Block hashes are prefix hashes (PROTOCOL.md §8.1), computed here
+	 * one-shot, independently of the sender's and receiver's streams. */
 	for (uint32_t b = 0; b < nb; b++) {
-		size_t off = (size_t)b * KMAX * S;
-		size_t n = OBJ_SIZE - off < KMAX * S ? OBJ_SIZE - off : KMAX * S;
-		crypto_generichash(hashes + b * PROTO_HASH_LEN, PROTO_HASH_LEN, f->content + off, n,
-		                   NULL, 0);
+		size_t end = (size_t)(b + 1) * KMAX * S;
+		crypto_generichash(hashes + b * PROTO_HASH_LEN, PROTO_HASH_LEN, f->content,
+		                   end < OBJ_SIZE ? end : OBJ_SIZE, NULL, 0);
 	}
 	crypto_generichash(m.content_hash, PROTO_HASH_LEN, f->content, OBJ_SIZE, NULL, 0);
 	object_id_compute(&m, m.object_id);
