@@ -142,6 +142,7 @@ static const int allowed[] = {
     SCMP_SYS(fstatfs),
     SCMP_SYS(fsync),
     SCMP_SYS(fdatasync),
+    SCMP_SYS(fadvise64),
     SCMP_SYS(syncfs),
     SCMP_SYS(sync_file_range),
     SCMP_SYS(fallocate),

@@ -25,6 +25,7 @@ struct wjob;
  * thread, and the owner reads it only once all of its blocks are back. */
 struct wstream {
 	uint64_t unflushed; /* bytes written since writeback was last started */
+	uint64_t dropped;   /* bytes from 0 written back and dropped from the page cache */
 	/* The whole-content hash, fed in block order as blocks are written:
 	 * a block that completes ahead of its turn is read back (page cache)
 	 * when its turn comes. next == blocks at the end: it is complete.
