@@ -103,22 +103,31 @@ void enc_free(struct encoder *e)
 }
 
 /* Stored form of a block in e->plain: zstd level 1 when that shrinks it,
- * raw otherwise (DESIGN.md: stored raw when it does not shrink). */
+ * raw otherwise (DESIGN.md: stored raw when it does not shrink). Trying is
+ * not free (4% of the sender on random data), so a run of incompressible
+ * blocks backs off (struct encoder). */
 static size_t store_block(struct encoder *e, const uint8_t *raw, size_t len, int allow_compress,
                           uint8_t *row, uint8_t *flags)
 {
 	size_t cap = (size_t)e->kmax * e->S;
 
 	*flags = 0;
-	if (allow_compress && e->zstd) {
+	if (allow_compress && e->zstd && e->zstd_skip > 0) {
+		e->zstd_skip--;
+	} else if (allow_compress && e->zstd) {
 		size_t n = ZSTD_compressCCtx(e->zstd, row, cap, raw, len, 1);
 		if (!ZSTD_isError(n) && n < len) {
 			*flags = PROTO_SYMFLAG_ZSTD;
 			e->blocks_compressed++;
+			e->zstd_misses = 0;
 			return n;
 		}
+		if (e->zstd_misses < 4)
+			e->zstd_misses++;
+		e->zstd_skip = (1u << e->zstd_misses) - 1;
 	}
-	memcpy(row, raw, len);
+	if (row != raw)
+		memcpy(row, raw, len);
 	return len;
 }
 
@@ -142,56 +151,76 @@ static int seal_in_place(struct encoder *e, uint8_t *f, size_t len)
 	return aead_seal_frame(e->aead, f, len);
 }
 
-int enc_block(struct encoder *e, enum frame_type type, uint32_t block, const uint8_t *raw,
-              size_t len, unsigned pass, int allow_compress, int seal, uint8_t *row,
-              uint8_t **frames)
+int enc_code(struct encoder *e, enum frame_type type, uint32_t block, const uint8_t *raw,
+             size_t len, unsigned pass, int allow_compress, uint8_t *row, uint8_t *rep,
+             struct coded *cb)
 {
 	const uint8_t *src[FEC_MAX_SYMBOLS];
 	uint8_t *out[FEC_MAX_SYMBOLS];
-	size_t flen = proto_frame_len(type, e->S);
-	struct symhdr sh;
-	unsigned k, m, first;
+	unsigned k, m;
 	int rc;
 
 	if (len == 0 || len > (size_t)e->kmax * e->S || pass == 0)
 		return -EINVAL;
-	if (!row)
-		row = e->plain;
-	sh.stored_len = (uint32_t)store_block(e, raw, len, allow_compress, row, &sh.flags);
-	k = (sh.stored_len + e->S - 1) / e->S;
-	sh.k = (uint8_t)k;
+	cb->type = type;
+	cb->block = block;
+	cb->sh.stored_len = (uint32_t)store_block(e, raw, len, allow_compress, row, &cb->sh.flags);
+	k = (cb->sh.stored_len + e->S - 1) / e->S;
+	cb->sh.k = (uint8_t)k;
 	e->last_k = (uint8_t)k;
 	/* Zero padding up to kmax symbols: the outer code sees every row as
 	 * kmax symbols long, the receiver knows positions >= k are zero. */
-	memset(row + sh.stored_len, 0, (size_t)e->kmax * e->S - sh.stored_len);
+	memset(row + cb->sh.stored_len, 0, (size_t)e->kmax * e->S - cb->sh.stored_len);
 	e->raw_bytes += len;
-	e->stored_bytes += sh.stored_len;
+	e->stored_bytes += cb->sh.stored_len;
 
 	/* The manifest is small and everything hangs on it: 100% repair. */
 	m = type == FRAME_MANIFEST ? k : enc_repair_count(k, e->fec_pct);
 	if (m > FEC_MAX_SYMBOLS - k)
 		m = FEC_MAX_SYMBOLS - k;
-	first = m ? fec_repair_start(k, m, pass - 1) : k;
+	cb->k = k;
+	cb->m = m;
+	cb->first = m ? fec_repair_start(k, m, pass - 1) : k;
+	cb->src = row;
+	cb->rep = rep;
 	for (unsigned i = 0; i < k; i++)
 		src[i] = row + (size_t)i * e->S;
 	for (unsigned j = 0; j < m; j++)
-		out[j] = e->repair + (size_t)j * e->S;
+		out[j] = rep + (size_t)j * e->S;
 	if (m) {
-		rc = fec_encode(e->fec, k, first, m, e->S, src, out);
+		rc = fec_encode(e->fec, k, cb->first, m, e->S, src, out);
 		if (rc < 0)
 			return rc;
 	}
-	for (unsigned i = 0; i < k + m; i++) {
-		/* Repair indices wrap inside k..254, as fec_encode does. */
-		unsigned sym = i < k ? i : k + (first - k + (i - k)) % (FEC_MAX_SYMBOLS - k);
-		put_frame(e, frames[i], type, block, sym, &sh, i < k ? src[i] : out[i - k]);
-		if (seal) {
-			rc = seal_in_place(e, frames[i], flen);
-			if (rc < 0)
-				return rc;
-		}
-	}
 	return (int)(k + m);
+}
+
+int enc_frame(struct encoder *e, const struct coded *cb, unsigned i, int seal, uint8_t *out)
+{
+	/* Repair indices wrap inside k..254, as fec_encode does. */
+	unsigned sym =
+	    i < cb->k ? i : cb->k + (cb->first - cb->k + (i - cb->k)) % (FEC_MAX_SYMBOLS - cb->k);
+	const uint8_t *data =
+	    i < cb->k ? cb->src + (size_t)i * e->S : cb->rep + (size_t)(i - cb->k) * e->S;
+
+	put_frame(e, out, cb->type, cb->block, sym, &cb->sh, data);
+	return seal ? seal_in_place(e, out, proto_frame_len(cb->type, e->S)) : 0;
+}
+
+int enc_block(struct encoder *e, enum frame_type type, uint32_t block, const uint8_t *raw,
+              size_t len, unsigned pass, int allow_compress, int seal, uint8_t *row,
+              uint8_t **frames)
+{
+	struct coded cb;
+	int n = enc_code(e, type, block, raw, len, pass, allow_compress, row ? row : e->plain,
+	                 e->repair, &cb);
+
+	for (int i = 0; i < n; i++) {
+		int rc = enc_frame(e, &cb, (unsigned)i, seal, frames[i]);
+		if (rc < 0)
+			return rc;
+	}
+	return n;
 }
 
 int enc_outer(struct encoder *e, uint8_t *const *rows, unsigned nrows, unsigned k,

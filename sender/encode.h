@@ -13,6 +13,10 @@ struct aead_ctx;
 struct encoder {
 	struct fec *fec;
 	void *zstd; /* ZSTD_CCtx */
+	/* zstd back-off: after a block that did not shrink, the next 2^misses - 1
+	 * blocks are stored raw without trying (misses at most 4, so at most 15
+	 * blocks, about 2.7 MB at MTU 1500); a block that shrinks resets it. */
+	unsigned zstd_misses, zstd_skip;
 	struct aead_ctx *aead;
 	uint64_t session_id;
 	uint64_t counter; /* last counter used; frames get ++counter */
@@ -48,6 +52,31 @@ __attribute__((warn_unused_result)) int enc_init(struct encoder *e, uint16_t sym
                                                  uint8_t kmax, double total_pct, uint8_t group,
                                                  int compress);
 void enc_free(struct encoder *e);
+
+/* One block, coded and ready to be framed (enc_code, enc_frame). src and
+ * rep point into the caller's buffers, which must outlive the framing. */
+struct coded {
+	enum frame_type type;
+	uint32_t block;
+	struct symhdr sh;
+	unsigned k, m, first;
+	const uint8_t *src; /* k source symbols: the stored form */
+	const uint8_t *rep; /* m repair symbols */
+};
+
+/* Compress (when allowed and it shrinks), pad to kmax symbols in row and
+ * compute the repair symbols into rep (room for enc_max_frames - k). row
+ * may be raw itself when allow_compress is 0. Returns k + m or -errno. */
+__attribute__((warn_unused_result)) int enc_code(struct encoder *e, enum frame_type type,
+                                                 uint32_t block, const uint8_t *raw, size_t len,
+                                                 unsigned pass, int allow_compress, uint8_t *row,
+                                                 uint8_t *rep, struct coded *cb);
+/* Frame i (0 .. k + m - 1) of a coded block into out
+ * (proto_frame_len(type, S) bytes), sealed with the next counter when seal
+ * is set. Sealing frames as they go into the transmit queue gives the wire
+ * increasing counters and spares a copy. 0 or -errno. */
+__attribute__((warn_unused_result)) int enc_frame(struct encoder *e, const struct coded *cb,
+                                                  unsigned i, int seal, uint8_t *out);
 
 /* Encode one block of `type` (FRAME_DATA or FRAME_MANIFEST) for the given
  * pass (1-based; each pass emits different repair symbols). Manifest blocks

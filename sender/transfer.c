@@ -54,16 +54,16 @@ struct tctx {
 	/* manifest carousel: plaintext frames, sealed as copies when sent */
 	uint8_t *mf_plain;
 	unsigned mf_n, mf_next;
-	/* data: one group of blocks, and the interleaved send list */
-	uint8_t *arena;
-	uint8_t **frames;
+	/* data: one group of blocks, coded; their frames are built and sealed
+	 * straight into the transmit queue in the order they go out */
+	struct coded cb[GROUP + FEC_MAX_SYMBOLS];
 	unsigned nframes[GROUP + FEC_MAX_SYMBOLS];
 	unsigned nrows;      /* GROUP + P */
 	uint8_t rowk[GROUP]; /* k of each data row of the group */
-	uint8_t *rowbuf;     /* nrows + 1 padded rows of kmax * S */
-	uint8_t **list;
-	uint8_t *scratch;
-	unsigned scratch_n;
+	uint8_t *rowbuf;     /* nrows padded rows of kmax * S */
+	uint8_t *repbuf;     /* nrows x maxrep repair symbols */
+	unsigned maxrep;
+	uint8_t *scratch; /* one frame */
 	uint64_t t_start, t_ann, t_hb, t_prog;
 	uint64_t bytes_done; /* raw bytes of the current pass */
 };
@@ -206,37 +206,61 @@ static int periodic(struct tctx *c, unsigned pass)
 	return rc;
 }
 
+/* The next free frame slot of the batch being built in the transmit
+ * queue; a full batch is committed and a new one reserved. */
+static int next_slot(struct tctx *c, uint8_t **batch, unsigned *room, unsigned *used,
+                     uint8_t **slot)
+{
+	if (*used == *room) {
+		udp_tx_commit(c->tx, *used);
+		*used = 0;
+		int rc = udp_tx_reserve(c->tx, c->flen, batch, room);
+		if (rc < 0)
+			return rc;
+	}
+	*slot = *batch + (size_t)(*used)++ * c->flen;
+	return 0;
+}
+
 /* Round-robin over the group's blocks, symbol position by position, with a
  * manifest symbol slipped in every MF_EVERY frames. */
 static int send_group(struct tctx *c, unsigned nb)
 {
-	unsigned maxn = 0, n = 0, since = 0, sc = 0;
-	int rc;
+	unsigned maxn = 0, since = 0, room = 0, used = 0;
+	uint8_t *batch = NULL, *slot;
+	int rc = 0;
 
 	for (unsigned b = 0; b < nb; b++)
 		maxn = c->nframes[b] > maxn ? c->nframes[b] : maxn;
-	for (unsigned i = 0; i < maxn; i++) {
-		for (unsigned b = 0; b < nb; b++) {
+	for (unsigned i = 0; i < maxn && rc == 0; i++) {
+		for (unsigned b = 0; b < nb && rc == 0; b++) {
 			if (i >= c->nframes[b])
 				continue;
-			unsigned j = (i + b) % c->nframes[b];
-			c->list[n++] = c->frames[(size_t)b * c->maxf + j];
-			if (++since == MF_EVERY && sc < c->scratch_n) {
-				uint8_t *s = c->scratch + (size_t)sc++ * c->flen;
-				rc = carousel_next(c, s);
-				if (rc < 0)
-					return rc;
-				c->list[n++] = s;
+			rc = next_slot(c, &batch, &room, &used, &slot);
+			if (rc == 0)
+				rc =
+				    enc_frame(&c->enc, &c->cb[b], (i + b) % c->nframes[b], 1, slot);
+			if (rc == 0 && ++since == MF_EVERY) {
 				since = 0;
+				rc = next_slot(c, &batch, &room, &used, &slot);
+				if (rc == 0)
+					rc = carousel_next(c, slot);
 			}
 		}
 	}
-	return udp_tx_send(c->tx, c->list, n, c->flen);
+	if (rc == 0)
+		udp_tx_commit(c->tx, used);
+	return rc;
 }
 
 static uint8_t *row(struct tctx *c, unsigned r)
 {
 	return c->rowbuf + (size_t)r * c->enc.kmax * c->plan.S;
+}
+
+static uint8_t *repair(struct tctx *c, unsigned r)
+{
+	return c->repbuf + (size_t)r * c->maxrep * c->plan.S;
 }
 
 /* Outer parity rows of the group just read, coded as blocks of their own. */
@@ -261,9 +285,9 @@ static int encode_parity(struct tctx *c, uint32_t g, unsigned nb, unsigned pass)
 		return rc;
 	for (unsigned j = 0; j < c->enc.parity; j++) {
 		uint32_t block = c->plan.blocks + (g / GROUP) * c->enc.parity + j;
-		int n = enc_block(&c->enc, FRAME_DATA, block, par[j], rowlen, pass, 0, 1,
-		                  row(c, GROUP + c->enc.parity),
-		                  c->frames + (size_t)(nb + j) * c->maxf);
+		/* stored raw in place: the parity row is its own stored form */
+		int n = enc_code(&c->enc, FRAME_DATA, block, par[j], rowlen, pass, 0, par[j],
+		                 repair(c, nb + j), &c->cb[nb + j]);
 		if (n < 0)
 			return n;
 		c->nframes[nb + j] = (unsigned)n;
@@ -293,9 +317,8 @@ static int send_pass(struct tctx *c, unsigned pass)
 				rc = got < 0 ? got : -EIO;
 				goto out;
 			}
-			int n = enc_block(&c->enc, FRAME_DATA, (uint32_t)idx, data, len, pass,
-			                  c->a->compress, 1, row(c, b),
-			                  c->frames + (size_t)b * c->maxf);
+			int n = enc_code(&c->enc, FRAME_DATA, (uint32_t)idx, data, len, pass,
+			                 c->a->compress, row(c, b), repair(c, b), &c->cb[b]);
 			if (n < 0) {
 				rc = n;
 				goto out;
@@ -331,16 +354,17 @@ static int alloc_buffers(struct tctx *c)
 {
 	c->maxf = enc_max_frames(&c->enc);
 	c->nrows = GROUP + c->enc.parity;
-	c->scratch_n = c->nrows * c->maxf / MF_EVERY + 1;
-	c->arena = malloc((size_t)c->nrows * c->maxf * c->flen);
-	c->frames = calloc((size_t)c->nrows * c->maxf, sizeof(*c->frames));
-	c->list = calloc((size_t)c->nrows * c->maxf + c->scratch_n, sizeof(*c->list));
-	c->scratch = malloc((size_t)c->scratch_n * c->flen);
-	c->rowbuf = malloc((size_t)(c->nrows + 1) * c->enc.kmax * c->plan.S);
-	if (!c->arena || !c->frames || !c->list || !c->scratch || !c->rowbuf)
+	/* Data and parity rows have k <= kmax; the most repair any such k gets. */
+	c->maxrep = 1;
+	for (unsigned k = 1; k <= c->enc.kmax; k++) {
+		unsigned m = enc_repair_count(k, c->enc.fec_pct);
+		c->maxrep = m > c->maxrep ? m : c->maxrep;
+	}
+	c->scratch = malloc(c->flen);
+	c->rowbuf = malloc((size_t)c->nrows * c->enc.kmax * c->plan.S);
+	c->repbuf = malloc((size_t)c->nrows * c->maxrep * c->plan.S);
+	if (!c->scratch || !c->rowbuf || !c->repbuf)
 		return -ENOMEM;
-	for (size_t i = 0; i < (size_t)c->nrows * c->maxf; i++)
-		c->frames[i] = c->arena + i * c->flen;
 	return 0;
 }
 
@@ -350,11 +374,9 @@ static void teardown(struct tctx *c)
 	enc_free(&c->enc);
 	plan_free(&c->plan);
 	free(c->mf_plain);
-	free(c->arena);
-	free(c->frames);
-	free(c->list);
 	free(c->scratch);
 	free(c->rowbuf);
+	free(c->repbuf);
 }
 
 static int run(struct tctx *c, char *err, size_t errlen)

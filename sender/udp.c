@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Paced UDP transmission with GSO batches and a sendmmsg fallback.
  *
- *   udp_tx_send: split into batches → copy into the byte queue   (caller)
+ *   udp_tx_reserve/commit: frames built in place in the byte queue (caller)
+ *   udp_tx_send: the same for frames built elsewhere, copied in
  *   tx thread:   queue → token bucket → sendmsg(UDP_SEGMENT) / sendmmsg
  *
  * Each queue entry is one batch: an 8-byte header (frame count, frame
@@ -55,6 +56,10 @@ struct udp_txq {
 	pthread_cond_t more;  /* head moved or closing */
 	pthread_cond_t space; /* tail moved or err set */
 	pthread_t thread;
+	/* the caller's reservation: where its entry starts, and how many
+	 * bytes were skipped to the start of the buffer to keep it whole */
+	size_t res_off, res_skip, res_len;
+	unsigned res_room;
 };
 
 /* Token bucket: wait until the bucket allows `bytes` more on the wire. */
@@ -303,16 +308,35 @@ void udp_tx_close(struct udp_tx *t)
 	t->fd = -1;
 }
 
-/* Copy one batch into the queue, waiting for space. 0 or the sticky error. */
-static int enqueue(struct udp_tx *t, uint8_t *const *frames, unsigned n, size_t len)
+/* Frames per batch: one GSO super-datagram, or one sendmmsg call. */
+static unsigned batch_frames(const struct udp_tx *t, size_t len)
+{
+	unsigned per =
+	    atomic_load(&t->use_gso) ? (unsigned)(GSO_MAX_BYTES / len) : UDP_TX_MAX_BATCH;
+
+	if (per == 0)
+		per = 1;
+	if (per > UDP_TX_MAX_BATCH)
+		per = UDP_TX_MAX_BATCH;
+	while (per > 1 && entry_size(per, len) > t->q->size / 4)
+		per /= 2; /* only with huge frames: keep several batches queued */
+	return per;
+}
+
+int udp_tx_reserve(struct udp_tx *t, size_t frame_len, uint8_t **frames, unsigned *room)
 {
 	struct udp_txq *q = t->q;
-	size_t need = entry_size(n, len), off = (size_t)(q->head % q->size);
-	/* An entry never wraps: skip to the start when the end is too short. */
-	size_t skip = off + need > q->size ? q->size - off : 0;
-	uint32_t hdr[2] = {n, (uint32_t)len};
+	unsigned per;
+	size_t need, off, skip;
 	int rc;
 
+	if (!q)
+		return -EBADF;
+	per = batch_frames(t, frame_len);
+	need = entry_size(per, frame_len);
+	off = (size_t)(q->head % q->size);
+	/* An entry never wraps: skip to the start when the end is too short. */
+	skip = off + need > q->size ? q->size - off : 0;
 	pthread_mutex_lock(&q->lock);
 	while (!q->err && q->head + skip + need - q->tail > q->size)
 		pthread_cond_wait(&q->space, &q->lock);
@@ -320,45 +344,53 @@ static int enqueue(struct udp_tx *t, uint8_t *const *frames, unsigned n, size_t 
 	pthread_mutex_unlock(&q->lock);
 	if (rc)
 		return rc;
-	if (skip) {
+	q->res_off = off;
+	q->res_skip = skip;
+	q->res_len = frame_len;
+	q->res_room = per;
+	*frames = q->buf + (skip ? 0 : off) + ENTRY_HDR;
+	*room = per;
+	return 0;
+}
+
+void udp_tx_commit(struct udp_tx *t, unsigned n)
+{
+	struct udp_txq *q = t->q;
+	size_t off = q->res_skip ? 0 : q->res_off;
+	uint32_t hdr[2] = {n, (uint32_t)q->res_len};
+
+	if (n == 0 || n > q->res_room)
+		return;
+	if (q->res_skip) {
 		uint32_t mark = WRAP;
-		memcpy(q->buf + off, &mark, sizeof(mark));
-		off = 0;
+		memcpy(q->buf + q->res_off, &mark, sizeof(mark));
 	}
 	memcpy(q->buf + off, hdr, sizeof(hdr));
-	for (unsigned i = 0; i < n; i++)
-		memcpy(q->buf + off + ENTRY_HDR + i * len, frames[i], len);
+	t->datagrams += n;
+	t->wire_bytes += (uint64_t)n * (q->res_len + t->overhead);
+	q->res_room = 0;
 
 	pthread_mutex_lock(&q->lock);
-	q->head += skip + need;
+	q->head += q->res_skip + entry_size(n, q->res_len);
 	pthread_cond_signal(&q->more);
 	pthread_mutex_unlock(&q->lock);
-	return 0;
 }
 
 int udp_tx_send(struct udp_tx *t, uint8_t *const *frames, unsigned n, size_t frame_len)
 {
-	unsigned per =
-	    atomic_load(&t->use_gso) ? (unsigned)(GSO_MAX_BYTES / frame_len) : UDP_TX_MAX_BATCH;
-	int rc;
-
-	if (!t->q)
-		return -EBADF;
-	if (per == 0)
-		per = 1;
-	if (per > UDP_TX_MAX_BATCH)
-		per = UDP_TX_MAX_BATCH;
-	while (per > 1 && entry_size(per, frame_len) > t->q->size / 4)
-		per /= 2; /* only with huge frames: keep several batches queued */
 	while (n) {
-		unsigned b = n < per ? n : per;
-		rc = enqueue(t, frames, b, frame_len);
+		uint8_t *dst;
+		unsigned room;
+		int rc = udp_tx_reserve(t, frame_len, &dst, &room);
 		if (rc < 0)
 			return rc;
-		t->datagrams += b;
-		t->wire_bytes += (uint64_t)b * (frame_len + t->overhead);
-		frames += b;
-		n -= b;
+		if (room > n)
+			room = n;
+		for (unsigned i = 0; i < room; i++)
+			memcpy(dst + (size_t)i * frame_len, frames[i], frame_len);
+		udp_tx_commit(t, room);
+		frames += room;
+		n -= room;
 	}
 	return 0;
 }

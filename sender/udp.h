@@ -3,8 +3,9 @@
  * (UDP_SEGMENT) with a sendmmsg fallback. The socket is never connected and
  * never read: a diode gives no answer, and ICMP errors must not stop us.
  *
- * udp_tx_send copies the frames into a bounded queue and returns; a
- * transmit thread drains the queue at the paced rate. Without it the wire
+ * udp_tx_send copies the frames into a bounded queue and returns (or the
+ * caller builds them there: udp_tx_reserve); a transmit thread drains the
+ * queue at the paced rate. Without it the wire
  * went quiet while the caller encoded the next group, and the achieved rate
  * fell short of --rate (by 18% at 1 Gb/s, docs/PERFORMANCE.md). The queue
  * holds about QUEUE_NS of traffic, so the wire lags the caller by at most
@@ -48,6 +49,13 @@ __attribute__((warn_unused_result)) int udp_tx_open(struct udp_tx *t,
  * failed (sticky: every later call returns it too). */
 __attribute__((warn_unused_result)) int udp_tx_send(struct udp_tx *t, uint8_t *const *frames,
                                                     unsigned n, size_t frame_len);
+/* Zero-copy queueing: wait for room for a batch of frames of frame_len
+ * bytes and point *frames at it (*room frames, back to back). Build up to
+ * *room frames there, then udp_tx_commit the number built; nothing else
+ * may be queued in between. 0 or the sticky error. */
+__attribute__((warn_unused_result)) int udp_tx_reserve(struct udp_tx *t, size_t frame_len,
+                                                       uint8_t **frames, unsigned *room);
+void udp_tx_commit(struct udp_tx *t, unsigned n);
 /* Wait until every queued frame has been handed to the kernel. 0 or -errno
  * of the first failed send. */
 __attribute__((warn_unused_result)) int udp_tx_flush(struct udp_tx *t);
