@@ -6,6 +6,8 @@
 #   sluice-send ──────FEC+AEAD──► sluice-recv → inbox       (b) sluice, --fec 10%
 #   udp-sender --async --fec ──► udp-receiver → file        (c) udpcast one-way, ~10% FEC
 #   sluice-send ─────────────────► udp_ceiling sink          pacing: achieved vs --rate
+#   sluice-send ─────────────────► udp_ceiling sink          sides: the sender alone
+#   udp_ceiling replay (a recorded sluice-send run) ─► sluice-recv   the receiver alone
 #
 # For (a)-(c) a short bounded ladder of rates finds the highest one that still
 # delivers (byte-identical output; for (a) no datagram lost). Goodput is file
@@ -19,7 +21,7 @@
 #   BUILD_DIR=DIR                  binaries (default build-bench, configured and built here)
 #   BENCH_PACE_S=10                seconds per pacing run
 #   BENCH_SKIP="udpcast profile"   steps to skip: ceiling sluice text udpcast pacing jumbo
-#                                  profile
+#                                  sides profile
 #   BENCH_RSS_GB=10                also send a sparse N GiB file (--no-compress) for the
 #                                  receiver's peak RSS (off by default: slow)
 # Results are printed and kept in DIR/results.txt (the directory is kept when
@@ -365,6 +367,86 @@ if ! skip jumbo; then
 	RECV_ARGS=()
 fi
 
+# ================= each side alone =================
+# On a real diode each side has a machine of its own; on loopback the two
+# share two cores, so (b) measures their sum. Sender alone: sluice-send at
+# 8g into a sink with GRO (cheap). Receiver alone: one sluice-send run is
+# recorded by the sink, then played back by udp_ceiling replay (a few
+# tenths of a CPU-second per GiB) to a fresh sluice-recv, on a rate ladder.
+# replay_run NAME RATE: sets R_OK R_GOOD (file Gb/s over the playback) R_WIRE
+replay_run() {
+	local name=$1 rate=$2 out=$W/$1 rrc=0 secs
+	next_port
+	rm -rf "$out"
+	mkdir -p "$out/inbox"
+	"$TIME" -f "$TFMT" -o "$out.recv.time" timeout 300 "$B/sluice-recv" \
+		--listen "127.0.0.1:$PORT" --inbox "$out/inbox" --key "$W/keys/r/receiver.key" \
+		--trust "$W/keys/s/sender.pub" --once --stats "$out.stats" --end-grace 1 \
+		--session-timeout 15 -q 2>"$out.recv.log" &
+	local rpid=$!
+	PIDS+=("$rpid")
+	sleep 0.3
+	"$B/udp_ceiling" replay --to "127.0.0.1:$PORT" --file "$W/rec.bin" --rate "$rate" \
+		>"$out.replay" 2>&1 || true
+	wait "$rpid" || rrc=$?
+	R_OK=0
+	[ "$rrc" = 0 ] && cmp -s "$W/rand.bin" "$out/inbox/rand.bin" && R_OK=1
+	rm -rf "$out/inbox"
+	secs=$(grep -o 'seconds=[0-9.]*' "$out.replay" | cut -d= -f2 || true)
+	R_WIRE=$(grep -o 'wire_gbps=[0-9.]*' "$out.replay" | cut -d= -f2 || true)
+	R_WIRE=${R_WIRE:-0}
+	R_GOOD=$(calc "${secs:-0} > 0 ? $BYTES * 8 / ${secs:-1} / 1e9 : 0" 3)
+}
+SA_GOOD=0 RA_BEST=0 RA_RATE=""
+if ! skip sides; then
+	log "sides: sluice-send alone at 8g into a sink; sluice-recv alone from a recording"
+	for what in alone rec; do
+		next_port
+		rec=()
+		[ "$what" = rec ] && rec=(--record "$W/rec.bin")
+		"$B/udp_ceiling" sink --listen "127.0.0.1:$PORT" --gro --idle-ms 1500 "${rec[@]}" \
+			>"$W/s$what.sink" 2>/dev/null &
+		spid=$!
+		PIDS+=("$spid")
+		sleep 0.2
+		r=8g
+		[ "$what" = rec ] && r=1.5g # a rate the pair sustains with room to spare
+		"$TIME" -f "$TFMT" -o "$W/s$what.send.time" "$B/sluice-send" --to "127.0.0.1:$PORT" \
+			--rate "$r" --fec "$FEC_PCT%" --key "$W/keys/s/sender.key" \
+			--recipient "$W/keys/r/receiver.pub" --state-dir "$W/state" "$W/rand.bin" \
+			>"$W/s$what.send.log" 2>&1 || true
+		wait "$spid" || true
+	done
+	secs=$(grep -o ' in [0-9.]* s' "$W/salone.send.log" | awk '{ print $2 }' || true)
+	wire=$(grep -o '[0-9]* Mb/s on the wire' "$W/salone.send.log" | awk '{ print $1 }' || true)
+	SA_GOOD=$(calc "${secs:-0} > 0 ? $BYTES * 8 / ${secs:-1} / 1e9 : 0" 3)
+	say "sender alone --rate 8g: wire $(calc "${wire:-0} / 1000" 2) Gb/s, goodput $SA_GOOD Gb/s" \
+		"(send phase); CPU $(cpu_of "$W/salone.send.time") s; the sink got" \
+		"$(grep -o 'received=[0-9]*' "$W/salone.sink" | cut -d= -f2 || echo 0) of" \
+		"$(grep -o '[0-9]* frames' "$W/salone.send.log" | awk '{ print $1 }' || echo '?') frames"
+	sent=$(grep -o '[0-9]* frames' "$W/srec.send.log" | awk '{ print $1 }' || true)
+	got=$(grep -o 'received=[0-9]*' "$W/srec.sink" | cut -d= -f2 || true)
+	if [ -z "$sent" ] || [ "$sent" != "$got" ]; then
+		say "receiver alone: the recording lost datagrams (${got:-0} of ${sent:-?}); skipped"
+	else
+		lo=0; hi=0; rate=4
+		for i in 1 2 3 4 5; do
+			replay_run "ra$i" "${rate}g"
+			say "receiver alone, playback at ${rate}g: $([ "$R_OK" = 1 ] && echo identical ||
+				echo FAILED), wire $(calc "$R_WIRE" 2) Gb/s, goodput $R_GOOD Gb/s; CPU recv" \
+				"$(cpu_of "$W/ra$i.recv.time") s; peak RSS $(rss_of "$W/ra$i.recv.time") MiB"
+			if [ "$R_OK" = 1 ]; then
+				if [ "$(calc "$R_GOOD > $RA_BEST" 0)" = 1 ]; then RA_BEST=$R_GOOD RA_RATE=${rate}g; fi
+				lo=$rate
+			else
+				hi=$rate
+			fi
+			if [ "$hi" = 0 ]; then rate=$(calc "$rate * 2" 2); else rate=$(calc "($lo + $hi) / 2" 2); fi
+		done
+	fi
+	rm -f "$W/rec.bin"
+fi
+
 # ================= optional: receiver RSS on a large sparse file =================
 if [ "$RSS_GB" != 0 ]; then
 	truncate -s "${RSS_GB}G" "$W/sparse.bin"
@@ -428,6 +510,10 @@ if [ "$(calc "$UC_BEST > 0" 0)" = 1 ]; then
 		"end to end (target >= 3x)"
 fi
 say "  target 4 Gb/s     $([ "$(calc "$SL_BEST >= 4" 0)" = 1 ] && echo met || echo "not met")"
+if ! skip sides; then
+	say "  sender alone      $SA_GOOD Gb/s goodput (send phase, --rate 8g into a sink)"
+	say "  receiver alone    $RA_BEST Gb/s goodput (a recorded send played back at ${RA_RATE:-none})"
+fi
 [ -n "$SL_NAME" ] && say "  receiver peak RSS $(rss_of "$W/$SL_NAME.recv.time") MiB (${MB} MiB file)"
 [ "$KEEP" = 1 ] && log "results and logs in $W"
 exit 0

@@ -5,6 +5,12 @@
  *
  *   send: fill once → [pace] → sendmsg(UDP_SEGMENT, 64 KB) → repeat   prints sent line
  *   sink: recvmmsg(64) → count → idle stop                            prints received line
+ *   sink --record FILE: the same, keeping every datagram in FILE
+ *   replay: FILE → [pace] → sendmsg(UDP_SEGMENT over runs of equal size)   prints sent line
+ *
+ * record + replay let bench.sh measure sluice-recv alone: a real sluice-send
+ * run is recorded once at a rate the pair sustains, then played back to a
+ * fresh receiver at higher rates by a sender that costs almost nothing.
  *
  * Both print one key=value line. The sink times from its first datagram to
  * its last, so it also measures the wire rate of any other sender (bench.sh
@@ -73,13 +79,16 @@ static _Noreturn void usage(int status)
 	    "usage: udp_ceiling send --to HOST:PORT [--size N] [--seconds S | --bytes N]\n"
 	    "                        [--rate RATE] [--no-gso]\n"
 	    "       udp_ceiling sink --listen HOST:PORT [--idle-ms MS] [--max-seconds S]\n"
-	    "                        [--rcvbuf BYTES] [--gro]\n"
+	    "                        [--rcvbuf BYTES] [--gro] [--record FILE]\n"
+	    "       udp_ceiling replay --to HOST:PORT --file FILE [--rate RATE]\n"
 	    "\n"
 	    "  --size N        UDP payload bytes per datagram (default 1472, MTU 1500)\n"
 	    "  --rate RATE     wire bit/s incl. IP+UDP headers, e.g. 900m, 3g (default: unpaced)\n"
 	    "  --no-gso        one sendmmsg of 64 datagrams instead of UDP_SEGMENT batches\n"
 	    "  --idle-ms MS    sink stops MS after its last datagram (default 1000)\n"
-	    "  --gro           sink enables UDP_GRO (coalesced receive)\n");
+	    "  --gro           sink enables UDP_GRO (coalesced receive)\n"
+	    "  --record FILE   sink writes each datagram to FILE (4-byte length, bytes)\n"
+	    "  --file FILE     replay sends the datagrams of a --record file, in order\n");
 	exit(status);
 }
 
@@ -140,6 +149,7 @@ static int resolve(const char *hostport, struct sockaddr_storage *ss, socklen_t 
 
 struct opts {
 	const char *addr;
+	const char *file; /* sink: record to; replay: play from */
 	size_t size;
 	double seconds, bytes, rate, rcvbuf;
 	int idle_ms, gso, gro;
@@ -295,6 +305,15 @@ static int do_sink(const struct opts *o)
 		close(fd);
 		return 1;
 	}
+	FILE *rec = NULL;
+	if (o->file && !(rec = fopen(o->file, "wb"))) {
+		perror("udp_ceiling: --record");
+		free(buf);
+		close(fd);
+		return 1;
+	}
+	if (rec)
+		setvbuf(rec, NULL, _IOFBF, 4 << 20);
 	/* Tell bench.sh we are bound: it waits for this line. */
 	fprintf(stderr, "udp_ceiling: listening on %s\n", o->addr);
 
@@ -330,28 +349,154 @@ static int do_sink(const struct opts *o)
 			first = now;
 		last = now;
 		for (int i = 0; i < rc; i++) {
-			uint64_t len = mm[i].msg_len, segs = 1;
+			uint64_t len = mm[i].msg_len, segs = 1, seglen = len;
 			if (o->gro) {
 				struct msghdr *h = &mm[i].msg_hdr;
 				for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c))
 					if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
 						int gs;
 						memcpy(&gs, CMSG_DATA(c), sizeof(gs));
-						if (gs > 0)
+						if (gs > 0) {
 							segs =
 							    (len + (uint64_t)gs - 1) / (uint64_t)gs;
+							seglen = (uint64_t)gs;
+						}
 					}
 			}
 			n += segs;
 			bytes += len;
+			for (uint64_t off = 0; rec && off < len; off += seglen) {
+				uint32_t l = (uint32_t)(len - off < seglen ? len - off : seglen);
+				if (fwrite(&l, sizeof(l), 1, rec) != 1 ||
+				    fwrite(buf + (size_t)i * SINK_BUF + off, l, 1, rec) != 1) {
+					perror("udp_ceiling: --record");
+					stopping = 1;
+					break;
+				}
+			}
 		}
 		if (o->seconds > 0 && now - first > (uint64_t)(o->seconds * 1e9))
 			break;
 	}
 	print_rate("received", n, bytes, hdr, (double)(last - first) / 1e9, "");
+	if (rec && fclose(rec) != 0) {
+		perror("udp_ceiling: --record");
+		free(buf);
+		close(fd);
+		return 1;
+	}
 	free(buf);
 	close(fd);
 	return 0;
+}
+
+/* Play back a --record file: runs of equal-sized datagrams (at most one
+ * GSO super-datagram) in one sendmsg, paced like do_send. */
+static int do_replay(const struct opts *o)
+{
+	struct sockaddr_storage dst;
+	socklen_t dlen;
+	int sndbuf = 8 << 20;
+	unsigned hdr;
+	uint8_t *data = NULL;
+	size_t cap = 0, len = 0, pos = 0;
+	uint64_t sent = 0, bytes = 0, calls = 0, t0, t_next;
+	FILE *f;
+	char extra[64];
+
+	if (resolve(o->addr, &dst, &dlen) < 0) {
+		fprintf(stderr, "udp_ceiling: cannot resolve %s\n", o->addr);
+		return EXIT_USAGE;
+	}
+	if (!(f = fopen(o->file, "rb"))) {
+		perror("udp_ceiling: --file");
+		return 1;
+	}
+	for (;;) { /* the whole recording in memory, so disk reads cost nothing */
+		if (len == cap) {
+			uint8_t *p = realloc(data, cap = cap ? cap * 2 : 64u << 20);
+			if (!p) {
+				perror("udp_ceiling");
+				free(data);
+				fclose(f);
+				return 1;
+			}
+			data = p;
+		}
+		size_t got = fread(data + len, 1, cap - len, f);
+		if (got == 0)
+			break;
+		len += got;
+	}
+	fclose(f);
+	hdr = dst.ss_family == AF_INET6 ? 48 : 28;
+	int fd = socket(dst.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		perror("udp_ceiling: socket");
+		free(data);
+		return 1;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+
+	t0 = t_next = now_ns();
+	while (!stopping && pos + 4 <= len) {
+		struct iovec iov[BATCH];
+		char control[CMSG_SPACE(sizeof(uint16_t))] = {0};
+		struct msghdr msg = {.msg_name = &dst, .msg_namelen = dlen, .msg_iov = iov};
+		uint32_t l0, l;
+		unsigned n = 0;
+		size_t p = pos;
+
+		memcpy(&l0, data + p, sizeof(l0));
+		while (n < BATCH && p + 4 <= len && (n + 1) * (size_t)l0 <= GSO_BYTES) {
+			memcpy(&l, data + p, sizeof(l));
+			if (l != l0 || p + 4 + l > len)
+				break;
+			iov[n++] = (struct iovec){.iov_base = data + p + 4, .iov_len = l};
+			p += 4 + l;
+		}
+		if (n == 0) {
+			fprintf(stderr, "udp_ceiling: %s is damaged at byte %zu\n", o->file, pos);
+			break;
+		}
+		msg.msg_iovlen = n;
+		if (n > 1) {
+			msg.msg_control = control;
+			msg.msg_controllen = sizeof(control);
+			struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+			cm->cmsg_level = SOL_UDP;
+			cm->cmsg_type = UDP_SEGMENT;
+			cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+			uint16_t seg = (uint16_t)l0;
+			memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+		}
+		if (o->rate > 0) {
+			uint64_t now = now_ns();
+			if (t_next + PACE_SLACK < now)
+				t_next = now - PACE_SLACK;
+			if (t_next > now)
+				sleep_until(t_next);
+			t_next +=
+			    (uint64_t)((double)(n * ((uint64_t)l0 + hdr)) * 8 * 1e9 / o->rate);
+		}
+		if (sendmsg(fd, &msg, 0) < 0) {
+			if (errno == ENOBUFS || errno == EAGAIN || errno == EINTR ||
+			    errno == ECONNREFUSED)
+				continue; /* the same run again */
+			perror("udp_ceiling: send");
+			break;
+		}
+		calls++;
+		sent += n;
+		bytes += (uint64_t)n * l0;
+		pos = p;
+	}
+	snprintf(extra, sizeof(extra), " syscalls=%" PRIu64 " gso=1", calls);
+	print_rate("sent", sent, bytes, hdr, (double)(now_ns() - t0) / 1e9, extra);
+	free(data);
+	close(fd);
+	return pos == len ? 0 : 1;
 }
 
 int main(int argc, char **argv)
@@ -367,19 +512,22 @@ int main(int argc, char **argv)
 	                                         {"idle-ms", required_argument, NULL, 'i'},
 	                                         {"max-seconds", required_argument, NULL, 'S'},
 	                                         {"rcvbuf", required_argument, NULL, 'B'},
+	                                         {"record", required_argument, NULL, 'R'},
+	                                         {"file", required_argument, NULL, 'F'},
 	                                         {"help", no_argument, NULL, 'h'},
 	                                         {NULL, 0, NULL, 0}};
 	struct opts o = {.size = 1472, .idle_ms = 1000, .gso = 1, .rcvbuf = 64 << 20};
 	double v;
-	int c, send;
+	int c, send, replay;
 
 	if (argc < 2)
 		usage(EXIT_USAGE);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
 		usage(0);
-	if (strcmp(argv[1], "send") && strcmp(argv[1], "sink"))
+	if (strcmp(argv[1], "send") && strcmp(argv[1], "sink") && strcmp(argv[1], "replay"))
 		usage(EXIT_USAGE);
 	send = !strcmp(argv[1], "send");
+	replay = !strcmp(argv[1], "replay");
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -416,6 +564,10 @@ int main(int argc, char **argv)
 		case 'G':
 			o.gso = 0;
 			break;
+		case 'R':
+		case 'F':
+			o.file = optarg;
+			break;
 		case 'g':
 			o.gro = 1;
 			break;
@@ -425,10 +577,11 @@ int main(int argc, char **argv)
 			usage(EXIT_USAGE);
 		}
 	}
-	if (!o.addr || optind != argc || (send && o.seconds <= 0 && o.bytes <= 0))
+	if (!o.addr || optind != argc || (send && o.seconds <= 0 && o.bytes <= 0) ||
+	    (replay && !o.file) || (send && o.file))
 		usage(EXIT_USAGE);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	return send ? do_send(&o) : do_sink(&o);
+	return replay ? do_replay(&o) : send ? do_send(&o) : do_sink(&o);
 }
