@@ -166,6 +166,30 @@ static void print_rate(const char *what, uint64_t n, uint64_t bytes, unsigned hd
 	       (double)(bytes + n * hdr) * 8 / s / 1e9, extra);
 }
 
+/* Ask the kernel to cut msg's payload into datagrams of seg bytes. */
+static void set_gso(struct msghdr *msg, char *control, size_t len, uint16_t seg)
+{
+	msg->msg_control = control;
+	msg->msg_controllen = len;
+	struct cmsghdr *cm = CMSG_FIRSTHDR(msg);
+	cm->cmsg_level = SOL_UDP;
+	cm->cmsg_type = UDP_SEGMENT;
+	cm->cmsg_len = CMSG_LEN(sizeof(seg));
+	memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+}
+
+/* Token bucket: wait until `bits` more may go at `rate` bit/s. */
+static void pace(uint64_t *t_next, double rate, double bits)
+{
+	uint64_t now = now_ns();
+
+	if (*t_next + PACE_SLACK < now)
+		*t_next = now - PACE_SLACK;
+	if (*t_next > now)
+		sleep_until(*t_next);
+	*t_next += (uint64_t)(bits * 1e9 / rate);
+}
+
 static int do_send(const struct opts *o)
 {
 	struct sockaddr_storage dst;
@@ -218,14 +242,7 @@ static int do_send(const struct opts *o)
 	if (o->gso) {
 		/* One iovec over `per` contiguous datagrams, cut by the kernel. */
 		iov[0].iov_len = per * o->size;
-		msg.msg_control = control;
-		msg.msg_controllen = sizeof(control);
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-		cm->cmsg_level = SOL_UDP;
-		cm->cmsg_type = UDP_SEGMENT;
-		cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-		uint16_t seg = (uint16_t)o->size;
-		memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+		set_gso(&msg, control, sizeof(control), (uint16_t)o->size);
 	}
 
 	t0 = t_next = now_ns();
@@ -235,13 +252,8 @@ static int do_send(const struct opts *o)
 		uint64_t now = now_ns();
 		if (now >= deadline || (o->bytes > 0 && (double)bytes >= o->bytes))
 			break;
-		if (o->rate > 0) {
-			if (t_next + PACE_SLACK < now)
-				t_next = now - PACE_SLACK;
-			if (t_next > now)
-				sleep_until(t_next);
-			t_next += (uint64_t)((double)(per * (o->size + hdr)) * 8 * 1e9 / o->rate);
-		}
+		if (o->rate > 0)
+			pace(&t_next, o->rate, (double)(per * (o->size + hdr)) * 8);
 		ssize_t rc;
 		if (o->gso) {
 			rc = sendmsg(fd, &msg, 0);
@@ -461,25 +473,10 @@ static int do_replay(const struct opts *o)
 			break;
 		}
 		msg.msg_iovlen = n;
-		if (n > 1) {
-			msg.msg_control = control;
-			msg.msg_controllen = sizeof(control);
-			struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-			cm->cmsg_level = SOL_UDP;
-			cm->cmsg_type = UDP_SEGMENT;
-			cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-			uint16_t seg = (uint16_t)l0;
-			memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
-		}
-		if (o->rate > 0) {
-			uint64_t now = now_ns();
-			if (t_next + PACE_SLACK < now)
-				t_next = now - PACE_SLACK;
-			if (t_next > now)
-				sleep_until(t_next);
-			t_next +=
-			    (uint64_t)((double)(n * ((uint64_t)l0 + hdr)) * 8 * 1e9 / o->rate);
-		}
+		if (n > 1)
+			set_gso(&msg, control, sizeof(control), (uint16_t)l0);
+		if (o->rate > 0)
+			pace(&t_next, o->rate, (double)(n * ((uint64_t)l0 + hdr)) * 8);
 		if (sendmsg(fd, &msg, 0) < 0) {
 			if (errno == ENOBUFS || errno == EAGAIN || errno == EINTR ||
 			    errno == ECONNREFUSED)
