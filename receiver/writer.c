@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The block writer thread: decompress, hash, write. */
+/* The block writer's two threads: decompress and write, then hash. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -21,8 +21,15 @@ struct wjob {
 	uint64_t off;
 	struct wstream *ws;
 	uint32_t block, stored_len, raw_len;
-	uint8_t data[]; /* stored_len bytes */
+	int err;        /* of the write stage, passed on to the completion */
+	uint8_t data[]; /* stored_len bytes, then raw_len more when zstd */
 };
+
+/* The raw block: data itself, or the room after it for zstd's output. */
+static uint8_t *raw_of(struct wjob *j)
+{
+	return j->zstd ? j->data + j->stored_len : j->data;
+}
 
 static void push_done(struct writer *w, const struct wdone *d)
 {
@@ -118,26 +125,23 @@ static void drop_behind(int fd, struct wstream *ws)
 	ws->dropped = to;
 }
 
-static void run_job(struct writer *w, struct wjob *j, ZSTD_DCtx *z, uint8_t *raw, struct wdone *d)
+/* Write stage: decompress into the job, write, start writeback. */
+static void write_job(struct writer *w, struct wjob *j, ZSTD_DCtx *z)
 {
-	const uint8_t *p = j->data;
 	int rc;
 
-	d->owner = j->owner;
-	d->block = j->block;
-	d->err = 0;
+	j->err = 0;
 	if (j->zstd) {
 		/* Output bounded by the signed raw length: no decompression bombs. */
-		size_t n = ZSTD_decompressDCtx(z, raw, j->raw_len, j->data, j->stored_len);
+		size_t n = ZSTD_decompressDCtx(z, raw_of(j), j->raw_len, j->data, j->stored_len);
 		if (ZSTD_isError(n) || n != j->raw_len) {
-			d->err = -EBADMSG;
+			j->err = -EBADMSG;
 			return;
 		}
-		p = raw;
 	}
-	rc = pwrite_full(j->fd, p, j->raw_len, (off_t)j->off);
+	rc = pwrite_full(j->fd, raw_of(j), j->raw_len, (off_t)j->off);
 	if (rc < 0) {
-		d->err = rc;
+		j->err = rc;
 		return;
 	}
 	/* Start writeback every so often: left to itself the kernel lets dirty
@@ -146,9 +150,21 @@ static void run_job(struct writer *w, struct wjob *j, ZSTD_DCtx *z, uint8_t *raw
 	if (j->ws->unflushed >= w->writeback_kick) {
 		sync_file_range(j->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 		j->ws->unflushed = 0;
+	}
+}
+
+/* Hash stage: the content stream, drop-behind, the completion. Jobs come
+ * in submission order, each written before, so a block read back for the
+ * stream is always on file. */
+static void hash_job(struct writer *w, struct wjob *j, struct wdone *d)
+{
+	d->owner = j->owner;
+	d->block = j->block;
+	d->err = j->err;
+	if (!j->err) {
+		stream_hash(w, j, raw_of(j));
 		drop_behind(j->fd, j->ws);
 	}
-	stream_hash(w, j, p);
 	d->mismatch = j->ws->mismatch != 0;
 }
 
@@ -156,7 +172,6 @@ static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
 	ZSTD_DCtx *z = w->zstd;
-	uint8_t *raw = w->raw;
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
@@ -171,12 +186,48 @@ static void *writer_main(void *arg)
 		w->busy = 1;
 		pthread_mutex_unlock(&w->mu);
 
-		struct wdone d;
-		run_job(w, j, z, raw, &d);
+		write_job(w, j, z);
 
 		pthread_mutex_lock(&w->mu);
-		w->bytes -= j->stored_len;
 		w->busy = 0;
+		j->next = NULL;
+		if (w->htail)
+			w->htail->next = j;
+		else
+			w->hhead = j;
+		w->htail = j;
+		pthread_cond_signal(&w->hmore);
+	}
+	/* Let the stream thread finish what it has and stop. */
+	pthread_cond_broadcast(&w->hmore);
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+static void *stream_main(void *arg)
+{
+	struct writer *w = arg;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (!w->hhead && !(w->stop && !w->head && !w->busy))
+			pthread_cond_wait(&w->hmore, &w->mu);
+		if (!w->hhead)
+			break;
+		struct wjob *j = w->hhead;
+		w->hhead = j->next;
+		if (!w->hhead)
+			w->htail = NULL;
+		w->hbusy = 1;
+		pthread_mutex_unlock(&w->mu);
+
+		struct wdone d;
+		hash_job(w, j, &d);
+
+		pthread_mutex_lock(&w->mu);
+		w->bytes -= j->cap;
+		w->jobs--;
+		w->hbusy = 0;
 		push_done(w, &d);
 		/* Keep the buffer for the next block: fresh ones from malloc
 		 * are mmap'ed and page-faulted in, 45 faults a block. */
@@ -188,7 +239,7 @@ static void *writer_main(void *arg)
 			free(j);
 		}
 		pthread_cond_broadcast(&w->space);
-		if (!w->head)
+		if (!w->jobs)
 			pthread_cond_broadcast(&w->idle);
 	}
 	pthread_mutex_unlock(&w->mu);
@@ -201,25 +252,34 @@ int writer_start(struct writer *w, size_t max_bytes)
 	w->max_bytes = max_bytes;
 	w->writeback_kick = 8u << 20;
 	w->zstd = ZSTD_createDCtx();
-	w->raw = malloc((size_t)PROTO_MAX_K * PROTO_MAX_SYMBOL);
 	w->back = malloc((size_t)PROTO_MAX_K * PROTO_MAX_SYMBOL);
-	if (!w->zstd || !w->raw || !w->back) {
+	if (!w->zstd || !w->back) {
 		ZSTD_freeDCtx(w->zstd);
-		free(w->raw);
 		free(w->back);
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->more, NULL);
+	pthread_cond_init(&w->hmore, NULL);
 	pthread_cond_init(&w->space, NULL);
 	pthread_cond_init(&w->idle, NULL);
-	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+	if (pthread_create(&w->stream_thread, NULL, stream_main, w) != 0) {
 		ZSTD_freeDCtx(w->zstd);
-		free(w->raw);
+		free(w->back);
+		return -EAGAIN;
+	}
+	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+		pthread_mutex_lock(&w->mu);
+		w->stop = 1;
+		pthread_cond_broadcast(&w->hmore);
+		pthread_mutex_unlock(&w->mu);
+		pthread_join(w->stream_thread, NULL);
+		ZSTD_freeDCtx(w->zstd);
 		free(w->back);
 		return -EAGAIN;
 	}
 	pthread_setname_np(w->thread, "sluice-writer");
+	pthread_setname_np(w->stream_thread, "sluice-stream");
 
 	w->started = 1;
 	return 0;
@@ -234,6 +294,7 @@ void writer_stop(struct writer *w)
 	pthread_cond_broadcast(&w->more);
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->thread, NULL);
+	pthread_join(w->stream_thread, NULL);
 	free(w->done);
 	while (w->spare) {
 		struct wjob *j = w->spare;
@@ -241,10 +302,10 @@ void writer_stop(struct writer *w)
 		free(j);
 	}
 	ZSTD_freeDCtx(w->zstd);
-	free(w->raw);
 	free(w->back);
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->more);
+	pthread_cond_destroy(&w->hmore);
 	pthread_cond_destroy(&w->space);
 	pthread_cond_destroy(&w->idle);
 	w->started = 0;
@@ -277,7 +338,7 @@ int writer_submit(struct writer *w, void *owner, int fd, uint64_t off, uint32_t 
                   const uint8_t *stored, uint32_t stored_len, uint32_t raw_len, int zstd,
                   struct wstream *ws)
 {
-	struct wjob *j = get_job(w, stored_len);
+	struct wjob *j = get_job(w, stored_len + (zstd ? raw_len : 0));
 	size_t cap;
 
 	if (!j)
@@ -296,9 +357,10 @@ int writer_submit(struct writer *w, void *owner, int fd, uint64_t off, uint32_t 
 	pthread_mutex_lock(&w->mu);
 	/* Backpressure: never more than max_bytes waiting (one block always
 	 * goes, however large). */
-	while (w->head && w->bytes + stored_len > w->max_bytes)
+	while (w->jobs && w->bytes + cap > w->max_bytes)
 		pthread_cond_wait(&w->space, &w->mu);
-	w->bytes += stored_len;
+	w->bytes += cap;
+	w->jobs++;
 	if (w->tail)
 		w->tail->next = j;
 	else
@@ -347,7 +409,7 @@ static int extract(struct writer *w, void *owner, struct wdone *out)
 
 static void wait_idle(struct writer *w)
 {
-	while (w->head || w->busy)
+	while (w->jobs)
 		pthread_cond_wait(&w->idle, &w->mu);
 }
 

@@ -1,12 +1,18 @@
 /* SPDX-License-Identifier: MIT */
-/* The block writer: a thread that takes decoded blocks off the decode
- * thread and does the rest of the per-byte work, zstd decompression
- * (bounded by the block's signed raw length), the write into staging and
- * the one BLAKE2b pass over the content, which also checks every block
- * (below). The decode thread is then left with AEAD and FEC, so the two
- * halves run on two cores. Completions come back in a queue that the
- * decode thread drains (writer_collect) to mark blocks done, so all session
- * state stays on one thread. The queue of blocks is bounded in bytes; a full queue blocks
+/* The block writer: two threads that take decoded blocks off the decode
+ * thread and do the rest of the per-byte work, in a pipeline:
+ *
+ *   decode ──submit──► [sluice-writer] zstd (bounded by the block's signed
+ *                      raw length), pwrite into staging, writeback
+ *          ──────────► [sluice-stream] the one BLAKE2b pass over the
+ *                      content, which also checks every block (below),
+ *                      drop-behind ──► completion
+ *
+ * The decode thread is then left with AEAD and FEC. Hashing and writing
+ * were one thread until run 7 of docs/PERFORMANCE.md, where that thread was
+ * the receiver's busiest. Completions come back in a queue that the decode
+ * thread drains (writer_collect) to mark blocks done, so all session state
+ * stays on one thread. The queue of blocks is bounded in bytes; a full queue blocks
  * the decoder (the receive thread's ring absorbs the pause). */
 #ifndef SLUICE_RECEIVER_WRITER_H
 #define SLUICE_RECEIVER_WRITER_H
@@ -54,20 +60,21 @@ struct wdone {
 };
 
 struct writer {
-	pthread_t thread;
+	pthread_t thread, stream_thread;
 	pthread_mutex_t mu;
-	pthread_cond_t more, space, idle;
-	struct wjob *head, *tail; /* submitted, not yet taken */
-	struct wjob *spare;       /* buffers to reuse */
+	pthread_cond_t more, hmore, space, idle;
+	struct wjob *head, *tail;   /* submitted, not yet written */
+	struct wjob *hhead, *htail; /* written, not yet hashed */
+	struct wjob *spare;         /* buffers to reuse */
 	size_t spare_bytes;
-	size_t bytes, max_bytes;
-	int busy, stop, started;
+	size_t bytes, max_bytes; /* buffers of jobs in either stage */
+	unsigned jobs;           /* jobs in either stage */
+	int busy, hbusy, stop, started;
 	struct wdone *done; /* ring of completions */
 	size_t dcap, dfirst, dn;
 	uint64_t writeback_kick;
 	void *zstd;    /* the writer thread's ZSTD_DCtx */
-	uint8_t *raw;  /* and its buffer for one decompressed block */
-	uint8_t *back; /* and one for a block read back for the stream hash */
+	uint8_t *back; /* the stream thread's buffer for a block read back */
 };
 
 /* 0 or -errno. max_bytes bounds the block data queued. */
@@ -75,7 +82,7 @@ __attribute__((warn_unused_result)) int writer_start(struct writer *w, size_t ma
 void writer_stop(struct writer *w);
 
 /* Queue one block: stored (stored_len bytes; zstd-compressed when zstd is
- * set) to be expanded to raw_len bytes, hashed and written at off in fd.
+ * set) to be expanded to raw_len bytes, written at off in fd and hashed.
  * The data is copied. ws is the owner's stream state (above). 0 or
  * -ENOMEM. */
 __attribute__((warn_unused_result)) int writer_submit(struct writer *w, void *owner, int fd,
@@ -87,7 +94,7 @@ __attribute__((warn_unused_result)) int writer_submit(struct writer *w, void *ow
 /* Take one completion; 1 when *out was filled, 0 when there is none. */
 int writer_collect(struct writer *w, struct wdone *out);
 
-/* Wait until every queued block has been written. Then, with take, hand
+/* Wait until every queued block has been written and hashed. Then, with take, hand
  * back one completion of owner (1, or 0 when it has none left); with
  * forget, drop all of owner's completions (it is going away). */
 int writer_take(struct writer *w, void *owner, struct wdone *out);
