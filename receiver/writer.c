@@ -168,6 +168,27 @@ static void hash_job(struct writer *w, struct wjob *j, struct wdone *d)
 	d->mismatch = j->ws->mismatch != 0;
 }
 
+/* The two FIFO queues of jobs (under the lock). */
+static void enqueue(struct wjob **head, struct wjob **tail, struct wjob *j)
+{
+	j->next = NULL;
+	if (*tail)
+		(*tail)->next = j;
+	else
+		*head = j;
+	*tail = j;
+}
+
+static struct wjob *dequeue(struct wjob **head, struct wjob **tail)
+{
+	struct wjob *j = *head;
+
+	*head = j->next;
+	if (!*head)
+		*tail = NULL;
+	return j;
+}
+
 static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
@@ -179,10 +200,7 @@ static void *writer_main(void *arg)
 			pthread_cond_wait(&w->more, &w->mu);
 		if (!w->head)
 			break;
-		struct wjob *j = w->head;
-		w->head = j->next;
-		if (!w->head)
-			w->tail = NULL;
+		struct wjob *j = dequeue(&w->head, &w->tail);
 		w->busy = 1;
 		pthread_mutex_unlock(&w->mu);
 
@@ -190,12 +208,7 @@ static void *writer_main(void *arg)
 
 		pthread_mutex_lock(&w->mu);
 		w->busy = 0;
-		j->next = NULL;
-		if (w->htail)
-			w->htail->next = j;
-		else
-			w->hhead = j;
-		w->htail = j;
+		enqueue(&w->hhead, &w->htail, j);
 		pthread_cond_signal(&w->hmore);
 	}
 	/* Let the stream thread finish what it has and stop. */
@@ -214,11 +227,7 @@ static void *stream_main(void *arg)
 			pthread_cond_wait(&w->hmore, &w->mu);
 		if (!w->hhead)
 			break;
-		struct wjob *j = w->hhead;
-		w->hhead = j->next;
-		if (!w->hhead)
-			w->htail = NULL;
-		w->hbusy = 1;
+		struct wjob *j = dequeue(&w->hhead, &w->htail);
 		pthread_mutex_unlock(&w->mu);
 
 		struct wdone d;
@@ -227,7 +236,6 @@ static void *stream_main(void *arg)
 		pthread_mutex_lock(&w->mu);
 		w->bytes -= j->cap;
 		w->jobs--;
-		w->hbusy = 0;
 		push_done(w, &d);
 		/* Keep the buffer for the next block: fresh ones from malloc
 		 * are mmap'ed and page-faulted in, 45 faults a block. */
@@ -361,11 +369,7 @@ int writer_submit(struct writer *w, void *owner, int fd, uint64_t off, uint32_t 
 		pthread_cond_wait(&w->space, &w->mu);
 	w->bytes += cap;
 	w->jobs++;
-	if (w->tail)
-		w->tail->next = j;
-	else
-		w->head = j;
-	w->tail = j;
+	enqueue(&w->head, &w->tail, j);
 	pthread_cond_signal(&w->more);
 	pthread_mutex_unlock(&w->mu);
 	return 0;

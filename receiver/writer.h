@@ -69,8 +69,8 @@ struct writer {
 	size_t spare_bytes;
 	size_t bytes, max_bytes; /* buffers of jobs in either stage */
 	unsigned jobs;           /* jobs in either stage */
-	int busy, hbusy, stop, started;
-	struct wdone *done; /* ring of completions */
+	int busy, stop, started; /* busy: the write stage holds a job */
+	struct wdone *done;      /* ring of completions */
 	size_t dcap, dfirst, dn;
 	uint64_t writeback_kick;
 	void *zstd;    /* the writer thread's ZSTD_DCtx */
