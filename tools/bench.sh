@@ -223,6 +223,10 @@ RECV_ARGS=() # extra sluice-recv options
 SL_BEST=0 SL_E2E=0 SL_RATE="" SL_NAME=""
 if ! skip sluice; then
 	log "(b) sluice --fec $FEC_PCT%, full crypto, random file"
+	# One unreported transfer first: on a VM with free page reporting the
+	# first one after an idle spell lands on pages handed back to the host
+	# and runs slower (docs/PERFORMANCE.md, run 8).
+	sluice_run slwarm "$W/rand.bin" 2g
 	# Ladder from 2g: double while it delivers and the sender keeps up,
 	# bisect between the last success and the last failure otherwise.
 	lo=0; hi=0; rate=2
