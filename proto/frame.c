@@ -151,16 +151,28 @@ static int check_layout(uint8_t k, uint16_t symbol_size, uint32_t chunk_size)
 	return PROTO_OK;
 }
 
-int proto_decode_announce(const uint8_t *buf, size_t len, struct announce *out)
+/* The frames of one fixed length (announcement, beacon): header, then
+ * type, then exact length, in the rejection order of PROTOCOL.md. */
+static int decode_fixed(const uint8_t *buf, size_t len, struct frame_header *hdr,
+                        enum frame_type type, size_t want)
 {
-	int rc = proto_decode_header(buf, len, &out->hdr);
+	int rc = proto_decode_header(buf, len, hdr);
 
 	if (rc != PROTO_OK)
 		return rc;
-	if (out->hdr.type != FRAME_ANNOUNCE)
+	if (hdr->type != type)
 		return PROTO_ERR_TYPE;
-	if (len != PROTO_ANNOUNCE_LEN)
+	if (len != want)
 		return PROTO_ERR_LENGTH;
+	return PROTO_OK;
+}
+
+int proto_decode_announce(const uint8_t *buf, size_t len, struct announce *out)
+{
+	int rc = decode_fixed(buf, len, &out->hdr, FRAME_ANNOUNCE, PROTO_ANNOUNCE_LEN);
+
+	if (rc != PROTO_OK)
+		return rc;
 	memcpy(out->sender_id, buf + 32, PROTO_KEYID_LEN);
 	memcpy(out->receiver_id, buf + 40, PROTO_KEYID_LEN);
 	out->aead = buf[48];
@@ -212,14 +224,10 @@ void proto_encode_beacon(uint8_t out[static PROTO_BEACON_LEN], const struct beac
 
 int proto_decode_beacon(const uint8_t *buf, size_t len, struct beacon *out)
 {
-	int rc = proto_decode_header(buf, len, &out->hdr);
+	int rc = decode_fixed(buf, len, &out->hdr, FRAME_BEACON, PROTO_BEACON_LEN);
 
 	if (rc != PROTO_OK)
 		return rc;
-	if (out->hdr.type != FRAME_BEACON)
-		return PROTO_ERR_TYPE;
-	if (len != PROTO_BEACON_LEN)
-		return PROTO_ERR_LENGTH;
 	memcpy(out->sender_id, buf + 32, PROTO_KEYID_LEN);
 	memcpy(out->receiver_id, buf + 40, PROTO_KEYID_LEN);
 	out->clock_ns = get_le64(buf + 48);
