@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Frame AEAD, session-key sealing and object identity on libsodium. */
+/* Frame AEAD, session-key sealing and object identity (libsodium, libgcrypt). */
 #ifndef SLUICE_COMMON_CRYPTO_H
 #define SLUICE_COMMON_CRYPTO_H
 
@@ -13,8 +13,21 @@
 
 struct aead_ctx;
 
-/* sodium_init() once; -1 if libsodium cannot initialise. */
+/* sodium_init(), and libgcrypt with a locked secure-memory pool for this
+ * many AES-256-GCM contexts at once (only the first call sets the pool
+ * size). -1 if libsodium cannot initialise; without a usable libgcrypt the
+ * frame AES-GCM falls back to libsodium's. Call before any sandbox. */
+__attribute__((warn_unused_result)) int crypto_setup_contexts(unsigned contexts);
+/* crypto_setup_contexts(32). */
 __attribute__((warn_unused_result)) int crypto_setup(void);
+
+/* Which library computes AES-256-GCM for aead_new() contexts. Both give the
+ * same bytes (tests/unit/test_manifest.c checks it); the choice is speed. */
+enum aead_impl { AEAD_IMPL_LIBSODIUM, AEAD_IMPL_LIBGCRYPT };
+enum aead_impl aead_gcm_impl(void);
+/* For tests and tools/bench_aead: choose the implementation of contexts
+ * made from now on; -ENOTSUP if libgcrypt was not set up. */
+__attribute__((warn_unused_result)) int aead_force_impl(enum aead_impl impl);
 
 /* AES-256-GCM where the CPU has AES-NI and PCLMUL, XChaCha20-Poly1305
  * otherwise. */
@@ -23,8 +36,10 @@ const char *aead_name(enum aead_alg alg);
 /* Parse "aes256gcm" / "xchacha20poly1305" / "auto"; AEAD_INVALID if unknown. */
 enum aead_alg aead_parse(const char *s);
 
-/* Context in sodium_malloc'd (locked, guarded) memory holding a copy of key.
- * NULL when alg is unknown or not available on this CPU, or out of memory. */
+/* Context in sodium_malloc'd (locked, guarded) memory holding a copy of key
+ * (and, for AES-256-GCM on libgcrypt, a handle in its secure memory).
+ * NULL when alg is unknown or not available on this CPU, or out of memory
+ * (including the secure-memory pool that crypto_setup_contexts sized). */
 struct aead_ctx *aead_new(enum aead_alg alg, const uint8_t key[static SESSION_KEY_LEN]);
 void aead_free(struct aead_ctx *c);
 

@@ -660,7 +660,9 @@ int main(int argc, char **argv)
 	if (parse_args(argc, argv, &o, &cfg) < 0)
 		return EXIT_USAGE;
 	log_setup("sluice-recv", o.quiet ? LOG_WARN : o.verbose ? LOG_DEBUG : LOG_INFO);
-	if (crypto_setup() < 0)
+	/* One AES-GCM context per session in the table, and a few spare for
+	 * sessions being replaced. */
+	if (crypto_setup_contexts(cfg.max_sessions + 4) < 0)
 		return EXIT_FAILED;
 	if (parse_hostport(o.listen, 1, &addr, &alen, err, sizeof(err)) < 0) {
 		log_err("%s", err);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Manifest encode/decode, names and paths, signature and object id tamper
- * detection, and the frame AEAD (seal, open, tamper, both algorithms). */
+ * detection, and the frame AEAD (seal, open, tamper, both algorithms, and
+ * AES-256-GCM on libgcrypt and libsodium giving the same bytes). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,7 +24,7 @@ static uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
 static int setup(void **state)
 {
 	(void)state;
-	if (sodium_init() < 0)
+	if (crypto_setup() < 0)
 		return -1;
 	for (size_t i = 0; i < sizeof(hashes); i++)
 		hashes[i] = (uint8_t)(i * 7);
@@ -242,6 +243,73 @@ static void test_aead(void **state)
 	assert_null(aead_new(AEAD_INVALID, (uint8_t[32]){0}));
 }
 
+/* The frame AES-256-GCM runs on libgcrypt where it can; libsodium is the
+ * fallback and the reference. Every payload length a frame can have (up to
+ * a jumbo datagram), sealed by one, must be byte-identical from the other
+ * and open there; a flipped tag bit fails in both. */
+static void test_aead_gcm_implementations_agree(void **state)
+{
+	static uint8_t a[9000], b[9000];
+	uint8_t key[32];
+	struct aead_ctx *gc, *sc;
+
+	(void)state;
+	if (!crypto_aead_aes256gcm_is_available())
+		skip();
+	if (aead_gcm_impl() != AEAD_IMPL_LIBGCRYPT)
+		fail_msg("libgcrypt was not set up: AES-GCM would run on libsodium");
+	randombytes_buf(key, sizeof(key));
+	gc = aead_new(AEAD_AES256GCM, key);
+	assert_int_equal(aead_force_impl(AEAD_IMPL_LIBSODIUM), 0);
+	sc = aead_new(AEAD_AES256GCM, key);
+	assert_int_equal(aead_force_impl(AEAD_IMPL_LIBGCRYPT), 0);
+	assert_non_null(gc);
+	assert_non_null(sc);
+	aead_case(AEAD_AES256GCM); /* the libgcrypt path through the same checks */
+	for (size_t len = 48; len <= sizeof(a); len += len < 1600 ? 1 : 997) {
+		randombytes_buf(a, len);
+		memcpy(b, a, len);
+		assert_int_equal(aead_seal_frame(gc, a, len), 0);
+		assert_int_equal(aead_seal_frame(sc, b, len), 0);
+		assert_memory_equal(a, b, len);
+		assert_int_equal(aead_open_frame(sc, a, len), 0);
+		assert_int_equal(aead_open_frame(gc, b, len), 0);
+		assert_memory_equal(a, b, len);
+		assert_int_equal(aead_seal_frame(gc, a, len), 0);
+		a[len - 1] ^= 0x80;
+		memcpy(b, a, len);
+		assert_int_equal(aead_open_frame(gc, a, len), -EBADMSG);
+		assert_int_equal(aead_open_frame(sc, b, len), -EBADMSG);
+	}
+	aead_free(gc);
+	aead_free(sc);
+}
+
+/* Contexts live in libgcrypt's fixed, locked pool: when it is full, a new
+ * one fails (the receiver then refuses that session) instead of putting a
+ * key schedule in ordinary memory, and freed contexts make room again. */
+static void test_aead_pool_fails_closed(void **state)
+{
+	enum { MAX = 1000 };
+	static struct aead_ctx *c[MAX];
+	uint8_t key[32] = {1};
+	unsigned n = 0;
+
+	(void)state;
+	if (!crypto_aead_aes256gcm_is_available() || aead_gcm_impl() != AEAD_IMPL_LIBGCRYPT)
+		skip();
+	while (n < MAX && (c[n] = aead_new(AEAD_AES256GCM, key)) != NULL)
+		n++;
+	assert_true(n >= 32); /* crypto_setup() sized the pool for 32 */
+	assert_true(n < MAX);
+	for (unsigned i = 0; i < n; i++)
+		aead_free(c[i]);
+	for (unsigned i = 0; i < n; i++)
+		assert_non_null(c[i] = aead_new(AEAD_AES256GCM, key));
+	for (unsigned i = 0; i < n; i++)
+		aead_free(c[i]);
+}
+
 static void test_sealed_session_key(void **state)
 {
 	uint8_t rpk[32], rsk[32], other_pk[32], other_sk[32];
@@ -270,6 +338,8 @@ int main(void)
 	    cmocka_unit_test(test_paths),
 	    cmocka_unit_test(test_bundle_entries),
 	    cmocka_unit_test(test_aead),
+	    cmocka_unit_test(test_aead_gcm_implementations_agree),
+	    cmocka_unit_test(test_aead_pool_fails_closed),
 	    cmocka_unit_test(test_sealed_session_key),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
