@@ -147,24 +147,38 @@ void aead_free(struct aead_ctx *c)
 	sodium_free(c);                    /* wipes before unmapping */
 }
 
-/* One GCM operation on libgcrypt, in place: a 12-byte nonce, the header as
- * associated data, then the tag written (seal) or checked (open). */
-static int gcm_start(gcry_cipher_hd_t h, const uint8_t nonce[static 12], const uint8_t *hdr)
+/* One GCM operation on libgcrypt: a 12-byte nonce, the header as
+ * associated data, the payload, then the tag written (seal) or checked
+ * (open). final marks the next encrypt or decrypt as the last one. */
+static int gcm_start(gcry_cipher_hd_t h, const uint8_t nonce[static 12], const uint8_t *hdr,
+                     int final)
 {
 	if (gcry_cipher_setiv(h, nonce, 12) != 0 ||
 	    gcry_cipher_authenticate(h, hdr, PROTO_HEADER_LEN) != 0)
 		return -EINVAL;
-	gcry_cipher_final(h);
+	if (final)
+		gcry_cipher_final(h);
 	return 0;
 }
 
+/* Plaintext bytes [0, head) are in the frame already, the rest is read from
+ * rest (NULL: in the frame too) and encrypted straight into place. */
 static int gcm_seal(gcry_cipher_hd_t h, const uint8_t nonce[static 12], uint8_t *frame,
-                    size_t ptlen)
+                    size_t ptlen, size_t head, const uint8_t *rest)
 {
 	uint8_t *pt = frame + PROTO_HEADER_LEN;
 
-	if (gcm_start(h, nonce, frame) < 0 || gcry_cipher_encrypt(h, pt, ptlen, NULL, 0) != 0 ||
-	    gcry_cipher_gettag(h, pt + ptlen, PROTO_TAG_LEN) != 0)
+	if (!rest)
+		head = ptlen;
+	if (gcm_start(h, nonce, frame, head == ptlen) < 0 ||
+	    gcry_cipher_encrypt(h, pt, head, NULL, 0) != 0)
+		return -EINVAL;
+	if (head < ptlen) {
+		gcry_cipher_final(h);
+		if (gcry_cipher_encrypt(h, pt + head, ptlen - head, rest, ptlen - head) != 0)
+			return -EINVAL;
+	}
+	if (gcry_cipher_gettag(h, pt + ptlen, PROTO_TAG_LEN) != 0)
 		return -EINVAL;
 	return 0;
 }
@@ -174,7 +188,7 @@ static int gcm_open(gcry_cipher_hd_t h, const uint8_t nonce[static 12], uint8_t 
 {
 	uint8_t *ct = frame + PROTO_HEADER_LEN;
 
-	if (gcm_start(h, nonce, frame) < 0 || gcry_cipher_decrypt(h, ct, ctlen, NULL, 0) != 0)
+	if (gcm_start(h, nonce, frame, 1) < 0 || gcry_cipher_decrypt(h, ct, ctlen, NULL, 0) != 0)
 		return -EBADMSG;
 	if (gcry_cipher_checktag(h, ct + ctlen, PROTO_TAG_LEN) != 0) {
 		/* The payload now holds unauthenticated plaintext: wipe it, as
@@ -199,6 +213,24 @@ static void make_nonce(uint8_t nonce[static 24], const uint8_t *hdr, enum aead_a
 	}
 }
 
+int aead_seal_frame_from(struct aead_ctx *c, uint8_t *frame, size_t len, size_t head,
+                         const uint8_t *rest)
+{
+	uint8_t nonce[24];
+	size_t ptlen;
+
+	if (len < PROTO_HEADER_LEN + PROTO_TAG_LEN || head % 16 != 0 ||
+	    head > len - PROTO_HEADER_LEN - PROTO_TAG_LEN)
+		return -EINVAL;
+	ptlen = len - PROTO_HEADER_LEN - PROTO_TAG_LEN;
+	if (!c->gcm) { /* libsodium seals in place only */
+		memcpy(frame + PROTO_HEADER_LEN + head, rest, ptlen - head);
+		return aead_seal_frame(c, frame, len);
+	}
+	make_nonce(nonce, frame, c->alg);
+	return gcm_seal(c->gcm, nonce, frame, ptlen, head, rest);
+}
+
 int aead_seal_frame(struct aead_ctx *c, uint8_t *frame, size_t len)
 {
 	uint8_t nonce[24];
@@ -210,7 +242,7 @@ int aead_seal_frame(struct aead_ctx *c, uint8_t *frame, size_t len)
 	ptlen = len - PROTO_HEADER_LEN - PROTO_TAG_LEN;
 	make_nonce(nonce, frame, c->alg);
 	if (c->gcm)
-		return gcm_seal(c->gcm, nonce, frame, ptlen);
+		return gcm_seal(c->gcm, nonce, frame, ptlen, 0, NULL);
 	if (c->alg == AEAD_AES256GCM)
 		crypto_aead_aes256gcm_encrypt_detached_afternm(
 		    pt, pt + ptlen, NULL, pt, ptlen, frame, PROTO_HEADER_LEN, NULL, nonce, &c->aes);

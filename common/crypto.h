@@ -48,6 +48,13 @@ void aead_free(struct aead_ctx *c);
  * the tag is written to the last 16 bytes. Returns 0 or -EINVAL. */
 __attribute__((warn_unused_result)) int aead_seal_frame(struct aead_ctx *c, uint8_t *frame,
                                                         size_t len);
+/* The same bytes as copying rest into frame[32 + head, len - 16) and
+ * aead_seal_frame, without the copy where the implementation can encrypt
+ * out of place (libgcrypt): plaintext [32, 32 + head) is in the frame
+ * already. head is a multiple of 16 (GCM blocks). 0 or -EINVAL. */
+__attribute__((warn_unused_result)) int aead_seal_frame_from(struct aead_ctx *c, uint8_t *frame,
+                                                             size_t len, size_t head,
+                                                             const uint8_t *rest);
 /* Open in place; -EBADMSG when the tag does not verify (plaintext then
  * undefined and must not be used). */
 __attribute__((warn_unused_result)) int aead_open_frame(struct aead_ctx *c, uint8_t *frame,

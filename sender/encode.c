@@ -73,6 +73,8 @@ int enc_init(struct encoder *e, uint16_t symbol_size, uint8_t kmax, double total
 	unsigned parity;
 
 	memset(e, 0, sizeof(*e));
+	if (symbol_size < 16) /* frames are sealed in two parts (SYM_HEAD) */
+		return -EINVAL;
 	e->S = symbol_size;
 	e->kmax = kmax;
 	e->group = group;
@@ -131,8 +133,16 @@ static size_t store_block(struct encoder *e, const uint8_t *raw, size_t len, int
 	return len;
 }
 
-static void put_frame(struct encoder *e, uint8_t *f, enum frame_type type, uint32_t block,
-                      unsigned sym, const struct symhdr *sh, const uint8_t *data)
+/* Symbol bytes that go into the frame with the symbol header, so that the
+ * rest of the payload starts on a 16-byte (GCM block) boundary and can be
+ * sealed straight from the row into the frame (aead_seal_frame_from). */
+#define SYM_HEAD (16 - PROTO_SYMHDR_LEN)
+_Static_assert(PROTO_SYMHDR_LEN < 16, "symbol header fits in one GCM block");
+
+/* Header, symbol header and the first SYM_HEAD bytes of data; the caller
+ * adds the rest, data + SYM_HEAD, by copy or by sealing from it. */
+static void put_frame_head(struct encoder *e, uint8_t *f, enum frame_type type, uint32_t block,
+                           unsigned sym, const struct symhdr *sh, const uint8_t *data)
 {
 	struct frame_header h = {.version = PROTO_VERSION,
 	                         .type = (uint8_t)type,
@@ -142,13 +152,16 @@ static void put_frame(struct encoder *e, uint8_t *f, enum frame_type type, uint3
 
 	proto_encode_header(f, &h);
 	proto_encode_symhdr(f + PROTO_HEADER_LEN, sh);
-	memcpy(f + PROTO_HEADER_LEN + PROTO_SYMHDR_LEN, data, e->S);
+	memcpy(f + PROTO_HEADER_LEN + PROTO_SYMHDR_LEN, data, SYM_HEAD);
 }
 
-static int seal_in_place(struct encoder *e, uint8_t *f, size_t len)
+/* Number the frame and seal it: in place, or with the payload after its
+ * first 16 bytes read from rest. */
+static int seal_frame(struct encoder *e, uint8_t *f, size_t len, const uint8_t *rest)
 {
 	put_le64(f + 16, ++e->counter);
-	return aead_seal_frame(e->aead, f, len);
+	return rest ? aead_seal_frame_from(e->aead, f, len, 16, rest)
+	            : aead_seal_frame(e->aead, f, len);
 }
 
 int enc_code(struct encoder *e, enum frame_type type, uint32_t block, const uint8_t *raw,
@@ -203,8 +216,12 @@ int enc_frame(struct encoder *e, const struct coded *cb, unsigned i, int seal, u
 	const uint8_t *data =
 	    i < cb->k ? cb->src + (size_t)i * e->S : cb->rep + (size_t)(i - cb->k) * e->S;
 
-	put_frame(e, out, cb->type, cb->block, sym, &cb->sh, data);
-	return seal ? seal_in_place(e, out, proto_frame_len(cb->type, e->S)) : 0;
+	put_frame_head(e, out, cb->type, cb->block, sym, &cb->sh, data);
+	if (!seal) {
+		memcpy(out + PROTO_HEADER_LEN + 16, data + SYM_HEAD, e->S - SYM_HEAD);
+		return 0;
+	}
+	return seal_frame(e, out, proto_frame_len(cb->type, e->S), data + SYM_HEAD);
 }
 
 int enc_block(struct encoder *e, enum frame_type type, uint32_t block, const uint8_t *raw,
@@ -239,7 +256,7 @@ int enc_outer(struct encoder *e, uint8_t *const *rows, unsigned nrows, unsigned 
 int enc_seal_copy(struct encoder *e, const uint8_t *plain, uint8_t *out, size_t len)
 {
 	memcpy(out, plain, len);
-	return seal_in_place(e, out, len);
+	return seal_frame(e, out, len, NULL);
 }
 
 int enc_status(struct encoder *e, enum frame_type type, uint32_t pass, uint32_t passes,
@@ -254,5 +271,5 @@ int enc_status(struct encoder *e, enum frame_type type, uint32_t pass, uint32_t 
 
 	proto_encode_header(out, &h);
 	proto_encode_status(out + PROTO_HEADER_LEN, &st);
-	return seal_in_place(e, out, PROTO_STATUS_FRAME_LEN);
+	return seal_frame(e, out, PROTO_STATUS_FRAME_LEN, NULL);
 }

@@ -285,6 +285,45 @@ static void test_aead_gcm_implementations_agree(void **state)
 	aead_free(sc);
 }
 
+/* sluice-send seals data frames straight from the row: the frame holds the
+ * header and the first 16 payload bytes, the rest is read from elsewhere.
+ * The frame must come out exactly as copying it in and sealing in place
+ * would make it, on both implementations, whatever the frame held there. */
+static void test_aead_seal_from(void **state)
+{
+	static uint8_t plain[2000], ref[2000], f[2000], rest[2000];
+	uint8_t key[32];
+	struct aead_ctx *ctx[3];
+
+	(void)state;
+	randombytes_buf(key, sizeof(key));
+	ctx[0] = aead_new(AEAD_XCHACHA20POLY1305, key);
+	ctx[1] = aead_new(AEAD_AES256GCM, key);
+	assert_int_equal(aead_force_impl(AEAD_IMPL_LIBSODIUM), 0);
+	ctx[2] = aead_new(AEAD_AES256GCM, key);
+	assert_int_equal(aead_force_impl(AEAD_IMPL_LIBGCRYPT), 0);
+	for (int i = 0; i < 3; i++) {
+		if (!ctx[i]) /* AES-GCM needs AES-NI */
+			continue;
+		for (size_t len = 64; len <= sizeof(f); len += 13) {
+			randombytes_buf(plain, len);
+			memcpy(ref, plain, len);
+			assert_int_equal(aead_seal_frame(ctx[i], ref, len), 0);
+			memcpy(f, plain, 48);
+			memset(f + 48, 0xa5, len - 48);
+			memcpy(rest, plain + 48, len - 64);
+			assert_int_equal(aead_seal_frame_from(ctx[i], f, len, 16, rest), 0);
+			assert_memory_equal(f, ref, len);
+			assert_int_equal(aead_open_frame(ctx[i], f, len), 0);
+			assert_memory_equal(f, plain, len - 16);
+		}
+		/* GCM blocks: the part in the frame is a multiple of 16 bytes */
+		assert_int_equal(aead_seal_frame_from(ctx[i], f, 200, 8, rest), -EINVAL);
+		assert_int_equal(aead_seal_frame_from(ctx[i], f, 200, 160, rest), -EINVAL);
+		aead_free(ctx[i]);
+	}
+}
+
 /* Contexts live in libgcrypt's fixed, locked pool: when it is full, a new
  * one fails (the receiver then refuses that session) instead of putting a
  * key schedule in ordinary memory, and freed contexts make room again. */
@@ -339,6 +378,7 @@ int main(void)
 	    cmocka_unit_test(test_bundle_entries),
 	    cmocka_unit_test(test_aead),
 	    cmocka_unit_test(test_aead_gcm_implementations_agree),
+	    cmocka_unit_test(test_aead_seal_from),
 	    cmocka_unit_test(test_aead_pool_fails_closed),
 	    cmocka_unit_test(test_sealed_session_key),
 	};
