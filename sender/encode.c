@@ -13,6 +13,13 @@
 #include "encode.h"
 #include "proto/bytes.h"
 
+/* Payload bytes written into the frame itself: the symbol header and the
+ * first SYM_HEAD bytes of data, one GCM block, so that the rest of the
+ * payload can be sealed straight from the row (aead_seal_frame_from). */
+#define SEAL_SPLIT 16
+#define SYM_HEAD   (SEAL_SPLIT - PROTO_SYMHDR_LEN)
+_Static_assert(PROTO_SYMHDR_LEN < SEAL_SPLIT, "symbol header fits in one GCM block");
+
 #define DEFAULT_KMAX 128
 
 unsigned enc_repair_count(unsigned k, double fec_pct)
@@ -73,7 +80,7 @@ int enc_init(struct encoder *e, uint16_t symbol_size, uint8_t kmax, double total
 	unsigned parity;
 
 	memset(e, 0, sizeof(*e));
-	if (symbol_size < 16) /* frames are sealed in two parts (SYM_HEAD) */
+	if (symbol_size < SEAL_SPLIT) /* frames are sealed in two parts */
 		return -EINVAL;
 	e->S = symbol_size;
 	e->kmax = kmax;
@@ -133,12 +140,6 @@ static size_t store_block(struct encoder *e, const uint8_t *raw, size_t len, int
 	return len;
 }
 
-/* Symbol bytes that go into the frame with the symbol header, so that the
- * rest of the payload starts on a 16-byte (GCM block) boundary and can be
- * sealed straight from the row into the frame (aead_seal_frame_from). */
-#define SYM_HEAD (16 - PROTO_SYMHDR_LEN)
-_Static_assert(PROTO_SYMHDR_LEN < 16, "symbol header fits in one GCM block");
-
 /* Header, symbol header and the first SYM_HEAD bytes of data; the caller
  * adds the rest, data + SYM_HEAD, by copy or by sealing from it. */
 static void put_frame_head(struct encoder *e, uint8_t *f, enum frame_type type, uint32_t block,
@@ -156,11 +157,11 @@ static void put_frame_head(struct encoder *e, uint8_t *f, enum frame_type type, 
 }
 
 /* Number the frame and seal it: in place, or with the payload after its
- * first 16 bytes read from rest. */
+ * first SEAL_SPLIT bytes read from rest. */
 static int seal_frame(struct encoder *e, uint8_t *f, size_t len, const uint8_t *rest)
 {
 	put_le64(f + 16, ++e->counter);
-	return rest ? aead_seal_frame_from(e->aead, f, len, 16, rest)
+	return rest ? aead_seal_frame_from(e->aead, f, len, SEAL_SPLIT, rest)
 	            : aead_seal_frame(e->aead, f, len);
 }
 
@@ -218,7 +219,7 @@ int enc_frame(struct encoder *e, const struct coded *cb, unsigned i, int seal, u
 
 	put_frame_head(e, out, cb->type, cb->block, sym, &cb->sh, data);
 	if (!seal) {
-		memcpy(out + PROTO_HEADER_LEN + 16, data + SYM_HEAD, e->S - SYM_HEAD);
+		memcpy(out + PROTO_HEADER_LEN + SEAL_SPLIT, data + SYM_HEAD, e->S - SYM_HEAD);
 		return 0;
 	}
 	return seal_frame(e, out, proto_frame_len(cb->type, e->S), data + SYM_HEAD);
