@@ -161,15 +161,13 @@ static int gcm_start(gcry_cipher_hd_t h, const uint8_t nonce[static 12], const u
 	return 0;
 }
 
-/* Plaintext bytes [0, head) are in the frame already, the rest is read from
- * rest (NULL: in the frame too) and encrypted straight into place. */
+/* Plaintext bytes [0, head) are in the frame already, the rest (when head
+ * < ptlen) is read from rest and encrypted straight into place. */
 static int gcm_seal(gcry_cipher_hd_t h, const uint8_t nonce[static 12], uint8_t *frame,
                     size_t ptlen, size_t head, const uint8_t *rest)
 {
 	uint8_t *pt = frame + PROTO_HEADER_LEN;
 
-	if (!rest)
-		head = ptlen;
 	if (gcm_start(h, nonce, frame, head == ptlen) < 0 ||
 	    gcry_cipher_encrypt(h, pt, head, NULL, 0) != 0)
 		return -EINVAL;
@@ -242,7 +240,7 @@ int aead_seal_frame(struct aead_ctx *c, uint8_t *frame, size_t len)
 	ptlen = len - PROTO_HEADER_LEN - PROTO_TAG_LEN;
 	make_nonce(nonce, frame, c->alg);
 	if (c->gcm)
-		return gcm_seal(c->gcm, nonce, frame, ptlen, 0, NULL);
+		return gcm_seal(c->gcm, nonce, frame, ptlen, ptlen, NULL);
 	if (c->alg == AEAD_AES256GCM)
 		crypto_aead_aes256gcm_encrypt_detached_afternm(
 		    pt, pt + ptlen, NULL, pt, ptlen, frame, PROTO_HEADER_LEN, NULL, nonce, &c->aes);
