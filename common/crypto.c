@@ -197,6 +197,38 @@ static int gcm_open(gcry_cipher_hd_t h, const uint8_t nonce[static 12], uint8_t 
 	return 0;
 }
 
+/* Ciphertext [0, head) is decrypted in place; pick sees it and says where
+ * the rest goes (NULL: in place). Nothing is authenticated until the tag
+ * is checked: on failure both places are wiped. */
+static int gcm_open_to(gcry_cipher_hd_t h, const uint8_t nonce[static 12], uint8_t *frame,
+                       size_t ctlen, size_t head, aead_pick_fn pick, void *arg, uint8_t **rest)
+{
+	uint8_t *ct = frame + PROTO_HEADER_LEN, *dst = NULL;
+
+	if (gcm_start(h, nonce, frame, head == ctlen) < 0 ||
+	    (head && gcry_cipher_decrypt(h, ct, head, NULL, 0) != 0))
+		return -EBADMSG;
+	if (head < ctlen) {
+		dst = pick(arg, ct);
+		gcry_cipher_final(h);
+		if (dst ? gcry_cipher_decrypt(h, dst, ctlen - head, ct + head, ctlen - head)
+		        : gcry_cipher_decrypt(h, ct + head, ctlen - head, NULL, 0)) {
+			if (dst)
+				sodium_memzero(dst, ctlen - head);
+			sodium_memzero(ct, ctlen);
+			return -EBADMSG;
+		}
+	}
+	if (gcry_cipher_checktag(h, ct + ctlen, PROTO_TAG_LEN) != 0) {
+		if (dst)
+			sodium_memzero(dst, ctlen - head);
+		sodium_memzero(ct, ctlen);
+		return -EBADMSG;
+	}
+	*rest = dst ? dst : ct + head;
+	return 0;
+}
+
 /* Nonce = session id || counter (|| zeros). The session key is fresh for
  * every session and the sender never reuses a counter within a session, so
  * no nonce repeats under one key. */
@@ -310,4 +342,31 @@ void hex_encode(char *out, const uint8_t *in, size_t n)
 		out[2 * i + 1] = digits[in[i] & 15];
 	}
 	out[2 * n] = '\0';
+}
+
+int aead_open_frame_to(struct aead_ctx *c, uint8_t *frame, size_t len, size_t head,
+                       aead_pick_fn pick, void *arg, uint8_t **rest)
+{
+	uint8_t nonce[24], *dst;
+	size_t ctlen;
+	int rc;
+
+	if (len < PROTO_HEADER_LEN + PROTO_TAG_LEN || head % 16 != 0 ||
+	    head > len - PROTO_HEADER_LEN - PROTO_TAG_LEN)
+		return -EINVAL;
+	ctlen = len - PROTO_HEADER_LEN - PROTO_TAG_LEN;
+	if (c->gcm) {
+		make_nonce(nonce, frame, c->alg);
+		return gcm_open_to(c->gcm, nonce, frame, ctlen, head, pick, arg, rest);
+	}
+	/* libsodium opens in place only: authenticate first, then copy. */
+	rc = aead_open_frame(c, frame, len);
+	if (rc < 0)
+		return rc;
+	*rest = frame + PROTO_HEADER_LEN + head;
+	if (head < ctlen && (dst = pick(arg, frame + PROTO_HEADER_LEN)) != NULL) {
+		memcpy(dst, *rest, ctlen - head);
+		*rest = dst;
+	}
+	return 0;
 }

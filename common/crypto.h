@@ -59,6 +59,20 @@ __attribute__((warn_unused_result)) int aead_seal_frame_from(struct aead_ctx *c,
  * undefined and must not be used). */
 __attribute__((warn_unused_result)) int aead_open_frame(struct aead_ctx *c, uint8_t *frame,
                                                         size_t len);
+/* Open a frame whose plaintext after its first head bytes (a multiple of
+ * 16) belongs elsewhere, decrypted straight there where the implementation
+ * can (libgcrypt), otherwise opened in place and copied. pick(arg, pt) is
+ * given plaintext [32, 32 + head) and returns where the remaining
+ * len - 48 - head bytes go, or NULL to leave them in the frame. On the
+ * libgcrypt path pick runs BEFORE the tag is checked: it may only choose
+ * a place, and the place it returns is wiped if the tag then fails, so it
+ * must hold nothing of value. On success *rest points at those bytes;
+ * -EBADMSG (nothing usable anywhere) or -EINVAL otherwise. */
+typedef uint8_t *(*aead_pick_fn)(void *arg, const uint8_t *pt);
+__attribute__((warn_unused_result)) int aead_open_frame_to(struct aead_ctx *c, uint8_t *frame,
+                                                           size_t len, size_t head,
+                                                           aead_pick_fn pick, void *arg,
+                                                           uint8_t **rest);
 
 /* Object id: BLAKE2b-256 over a domain string and every manifest field that
  * describes the content (kind, size, layout, name, entries, content and

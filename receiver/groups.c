@@ -323,6 +323,23 @@ static int keep_repair(struct group *g, struct row *w, unsigned sym, const uint8
 	return 0;
 }
 
+uint8_t *groupset_slot(const struct groupset *gs, uint32_t block, unsigned sym,
+                       const struct symhdr *sh)
+{
+	uint32_t id = groupset_group_of(gs, block);
+	const struct group *g = gs->slot[id % gs->window];
+	const struct row *w;
+
+	if (!g || g->id != id || gs->stopped)
+		return NULL;
+	w = &g->rows[row_of(gs, block, g->ndata)];
+	if (w->done || !w->src || w->k != sh->k || w->flags != sh->flags ||
+	    w->stored_len != sh->stored_len || sym >= w->k || bit(w->seen, sym) ||
+	    bit(w->known, sym))
+		return NULL;
+	return w->src + (size_t)sym * gs->S;
+}
+
 enum add_result groupset_add(struct groupset *gs, uint32_t block, unsigned sym,
                              const struct symhdr *sh, const uint8_t *data)
 {
@@ -351,7 +368,9 @@ enum add_result groupset_add(struct groupset *gs, uint32_t block, unsigned sym,
 	set_bit(w->seen, sym);
 	if (sym < w->k) {
 		if (!bit(w->known, sym)) {
-			memcpy(w->src + (size_t)sym * gs->S, data, gs->S);
+			uint8_t *dst = w->src + (size_t)sym * gs->S;
+			if (data != dst) /* not opened in place by groupset_slot */
+				memcpy(dst, data, gs->S);
 			set_bit(w->known, sym);
 			w->nknown++;
 		}

@@ -81,6 +81,15 @@ __attribute__((warn_unused_result)) enum add_result groupset_add(struct groupset
                                                                  const struct symhdr *sh,
                                                                  const uint8_t *data);
 
+/* Where source symbol sym of wire block `block` would be stored, when its
+ * row already exists, agrees with sh and lacks that symbol; NULL otherwise.
+ * Changes nothing, so it may be asked about an unauthenticated frame: the
+ * frame is then decrypted straight into the slot, which the caller wipes if
+ * the tag fails, and groupset_add given the slot itself as data skips the
+ * copy. */
+uint8_t *groupset_slot(const struct groupset *gs, uint32_t block, unsigned sym,
+                       const struct symhdr *sh);
+
 /* Run the iterative row/column decode on groups that got new symbols and
  * that the stream has moved past (or, with all = 1, on every group). */
 void groupset_sweep(struct groupset *gs, int all);

@@ -324,6 +324,90 @@ static void test_aead_seal_from(void **state)
 	}
 }
 
+struct pick_probe {
+	uint8_t *dst;      /* returned by the pick */
+	uint8_t head[16];  /* what the pick was shown */
+	int calls;
+};
+
+static uint8_t *probe_pick(void *arg, const uint8_t *pt)
+{
+	struct pick_probe *p = arg;
+
+	memcpy(p->head, pt, sizeof(p->head));
+	p->calls++;
+	return p->dst;
+}
+
+/* Opening a frame into a place the pick chooses gives the plaintext of an
+ * in-place open, split between the frame (first 16 bytes) and that place;
+ * a NULL pick leaves it all in the frame; a forged tag leaves plaintext in
+ * neither place, on every implementation. */
+static void test_aead_open_to(void **state)
+{
+	static uint8_t plain[2000], f[2000], out[2000];
+	uint8_t key[32], *rest;
+	struct aead_ctx *ctx[3];
+
+	(void)state;
+	randombytes_buf(key, sizeof(key));
+	ctx[0] = aead_new(AEAD_XCHACHA20POLY1305, key);
+	ctx[1] = aead_new(AEAD_AES256GCM, key);
+	assert_int_equal(aead_force_impl(AEAD_IMPL_LIBSODIUM), 0);
+	ctx[2] = aead_new(AEAD_AES256GCM, key);
+	assert_int_equal(aead_force_impl(AEAD_IMPL_LIBGCRYPT), 0);
+	for (int i = 0; i < 3; i++) {
+		if (!ctx[i]) /* AES-GCM needs AES-NI */
+			continue;
+		for (size_t len = 64; len <= sizeof(f); len += 29) {
+			size_t n = len - 64; /* bytes after the first 16 */
+			struct pick_probe p = {.dst = out};
+			randombytes_buf(plain, len);
+			memcpy(f, plain, len);
+			assert_int_equal(aead_seal_frame(ctx[i], f, len), 0);
+			memset(out, 0xa5, sizeof(out));
+			assert_int_equal(aead_open_frame_to(ctx[i], f, len, 16, probe_pick, &p, &rest),
+			                 0);
+			assert_int_equal(p.calls, n ? 1 : 0);
+			if (n) {
+				assert_memory_equal(p.head, plain + 32, 16);
+				assert_ptr_equal(rest, out);
+				assert_memory_equal(out, plain + 48, n);
+				assert_int_equal(out[n], 0xa5); /* nothing written past it */
+			}
+			assert_memory_equal(f, plain, 48);
+
+			/* NULL pick: in place, like aead_open_frame */
+			memcpy(f, plain, len);
+			assert_int_equal(aead_seal_frame(ctx[i], f, len), 0);
+			p.dst = NULL;
+			assert_int_equal(aead_open_frame_to(ctx[i], f, len, 16, probe_pick, &p, &rest),
+			                 0);
+			assert_ptr_equal(rest, f + 48);
+			assert_memory_equal(f, plain, len - 16);
+
+			/* forged: a flipped ciphertext byte past the split */
+			memcpy(f, plain, len);
+			assert_int_equal(aead_seal_frame(ctx[i], f, len), 0);
+			f[len - 17] ^= 1;
+			p.dst = out;
+			memset(out, 0xa5, sizeof(out));
+			assert_int_equal(aead_open_frame_to(ctx[i], f, len, 16, probe_pick, &p, &rest),
+			                 -EBADMSG);
+			for (size_t j = 0; n && j < n; j++) /* no plaintext left there */
+				assert_true(out[j] == 0 || out[j] == 0xa5);
+			if (n && out[0] == 0)
+				assert_memory_not_equal(out, plain + 48, n);
+			assert_memory_not_equal(f + 32, plain + 32, 16);
+		}
+		assert_int_equal(aead_open_frame_to(ctx[i], f, 200, 8, probe_pick, NULL, &rest),
+		                 -EINVAL);
+		assert_int_equal(aead_open_frame_to(ctx[i], f, 200, 160, probe_pick, NULL, &rest),
+		                 -EINVAL);
+		aead_free(ctx[i]);
+	}
+}
+
 /* Contexts live in libgcrypt's fixed, locked pool: when it is full, a new
  * one fails (the receiver then refuses that session) instead of putting a
  * key schedule in ordinary memory, and freed contexts make room again. */
@@ -379,6 +463,7 @@ int main(void)
 	    cmocka_unit_test(test_aead),
 	    cmocka_unit_test(test_aead_gcm_implementations_agree),
 	    cmocka_unit_test(test_aead_seal_from),
+	    cmocka_unit_test(test_aead_open_to),
 	    cmocka_unit_test(test_aead_pool_fails_closed),
 	    cmocka_unit_test(test_sealed_session_key),
 	};
