@@ -54,6 +54,58 @@ int net_open(struct net_rx *n, const struct sockaddr_storage *addr, socklen_t al
 	return 0;
 }
 
+/* The GRO segment size in a received message's control data; 0 when there
+ * is none or the buffer holds one datagram. */
+static size_t gro_seg(struct msghdr *m, size_t len)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+		int seg;
+		if (c->cmsg_level != IPPROTO_UDP || c->cmsg_type != UDP_GRO ||
+		    c->cmsg_len < CMSG_LEN(sizeof(seg)))
+			continue;
+		memcpy(&seg, CMSG_DATA(c), sizeof(seg));
+		if (seg > 0 && (size_t)seg < len)
+			return (size_t)seg;
+	}
+	return 0;
+}
+
+int net_recv_into(struct net_rx *n, uint8_t *buf, size_t cap, size_t *len, size_t *seg)
+{
+	struct iovec iov = {.iov_base = buf, .iov_len = cap};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+	ssize_t rc;
+
+	if (n->gro) {
+		m.msg_control = ctl.buf;
+		m.msg_controllen = sizeof(ctl.buf);
+	}
+	rc = recvmsg(n->fd, &m, MSG_DONTWAIT);
+	if (rc < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+	*len = (size_t)rc;
+	*seg = 0;
+	if (m.msg_flags & MSG_TRUNC) {
+		n->truncated++;
+		*len = 0; /* oversized: rejected as a short frame */
+		return 1;
+	}
+	*seg = gro_seg(&m, *len);
+	return 1;
+}
+
+int net_wait(struct net_rx *n, int timeout_ms)
+{
+	struct pollfd p = {.fd = n->fd, .events = POLLIN};
+	int rc = poll(&p, 1, timeout_ms);
+
+	return rc < 0 ? -errno : rc;
+}
+
 int net_recv(struct net_rx *n, int timeout_ms)
 {
 	struct mmsghdr mm[NET_BATCH];
@@ -90,16 +142,7 @@ int net_recv(struct net_rx *n, int timeout_ms)
 			n->len[i] = 0; /* oversized: rejected as a short frame */
 			continue;
 		}
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mm[i].msg_hdr); c;
-		     c = CMSG_NXTHDR(&mm[i].msg_hdr, c)) {
-			int seg;
-			if (c->cmsg_level != IPPROTO_UDP || c->cmsg_type != UDP_GRO ||
-			    c->cmsg_len < CMSG_LEN(sizeof(seg)))
-				continue;
-			memcpy(&seg, CMSG_DATA(c), sizeof(seg));
-			if (seg > 0 && (size_t)seg < n->len[i])
-				n->seg[i] = (size_t)seg;
-		}
+		n->seg[i] = gro_seg(&mm[i].msg_hdr, n->len[i]);
 	}
 	return rc;
 }

@@ -31,6 +31,11 @@ __attribute__((warn_unused_result)) int net_open(struct net_rx *n,
  * holds len[i] bytes: one datagram, or with GRO consecutive datagrams of
  * seg[i] bytes each (the last may be shorter). */
 int net_recv(struct net_rx *n, int timeout_ms);
+/* One buffer's worth straight into buf (cap bytes), without waiting: 1 with
+ * len and seg set as for net_recv, 0 when nothing is queued, -errno. */
+int net_recv_into(struct net_rx *n, uint8_t *buf, size_t cap, size_t *len, size_t *seg);
+/* Wait up to timeout_ms for something to read: 1, 0 on timeout, -errno. */
+int net_wait(struct net_rx *n, int timeout_ms);
 static inline uint8_t *net_buf(struct net_rx *n, unsigned i)
 {
 	return n->bufs + (size_t)i * NET_BUF_LEN;
@@ -45,7 +50,9 @@ void net_close(struct net_rx *n);
  *   socket ──recvmmsg──► [net thread] ──► ring (bytes) ──► main thread
  *
  * Single producer, single consumer. When the ring is full the datagram is
- * dropped and counted (ring_dropped), never silently. */
+ * dropped and counted (ring_dropped), never silently. While GRO hands over
+ * full buffers the thread receives straight into the ring, one buffer per
+ * recvmsg; otherwise recvmmsg batches into its own buffers and copies. */
 struct net_ring;
 
 __attribute__((warn_unused_result)) int net_ring_start(struct net_ring **out, struct net_rx *n,

@@ -573,7 +573,8 @@ static void run(enum aead_alg alg)
 	/* 3. Every AEAD frame type: mutants first (the window must not move
 	 * for any of them), then the original is accepted exactly once. */
 	struct frame *targets[] = {
-	    find_frame(f, FRAME_MANIFEST, 0, 0), find_frame(f, FRAME_DATA, 0, 0),
+	    find_frame(f, FRAME_MANIFEST, 0, 0),
+	    find_frame(f, FRAME_DATA, 0, 0),
 	    find_frame(f, FRAME_DATA, 1, KMAX), /* an inner repair symbol */
 	    find_frame(f, FRAME_DATA, 3, 1),    /* outer parity row */
 	    &f->frames[f->nframes - 2],         /* HEARTBEAT */

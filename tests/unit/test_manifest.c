@@ -325,8 +325,8 @@ static void test_aead_seal_from(void **state)
 }
 
 struct pick_probe {
-	uint8_t *dst;      /* returned by the pick */
-	uint8_t head[16];  /* what the pick was shown */
+	uint8_t *dst;     /* returned by the pick */
+	uint8_t head[16]; /* what the pick was shown */
 	int calls;
 };
 
@@ -366,8 +366,8 @@ static void test_aead_open_to(void **state)
 			memcpy(f, plain, len);
 			assert_int_equal(aead_seal_frame(ctx[i], f, len), 0);
 			memset(out, 0xa5, sizeof(out));
-			assert_int_equal(aead_open_frame_to(ctx[i], f, len, 16, probe_pick, &p, &rest),
-			                 0);
+			assert_int_equal(
+			    aead_open_frame_to(ctx[i], f, len, 16, probe_pick, &p, &rest), 0);
 			assert_int_equal(p.calls, n ? 1 : 0);
 			if (n) {
 				assert_memory_equal(p.head, plain + 32, 16);
@@ -381,8 +381,8 @@ static void test_aead_open_to(void **state)
 			memcpy(f, plain, len);
 			assert_int_equal(aead_seal_frame(ctx[i], f, len), 0);
 			p.dst = NULL;
-			assert_int_equal(aead_open_frame_to(ctx[i], f, len, 16, probe_pick, &p, &rest),
-			                 0);
+			assert_int_equal(
+			    aead_open_frame_to(ctx[i], f, len, 16, probe_pick, &p, &rest), 0);
 			assert_ptr_equal(rest, f + 48);
 			assert_memory_equal(f, plain, len - 16);
 
@@ -392,8 +392,9 @@ static void test_aead_open_to(void **state)
 			f[len - 17] ^= 1;
 			p.dst = out;
 			memset(out, 0xa5, sizeof(out));
-			assert_int_equal(aead_open_frame_to(ctx[i], f, len, 16, probe_pick, &p, &rest),
-			                 -EBADMSG);
+			assert_int_equal(
+			    aead_open_frame_to(ctx[i], f, len, 16, probe_pick, &p, &rest),
+			    -EBADMSG);
 			for (size_t j = 0; n && j < n; j++) /* no plaintext left there */
 				assert_true(out[j] == 0 || out[j] == 0xa5);
 			if (n && out[0] == 0)
