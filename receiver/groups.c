@@ -2,6 +2,8 @@
 /* Blocks in flight, decoded as a product code (rows: inner RS per block,
  * columns: outer RS across a group's rows). */
 #include <errno.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,6 +99,35 @@ static void lru_push(struct group_pool *p, struct group *g)
 		p->lru_tail = g;
 }
 
+/* A row's source buffer, shared with the writer once the row is delivered
+ * (groupset_hold): freed by whichever lets go last. */
+struct srcbuf {
+	_Atomic unsigned refs;
+	unsigned pad[3]; /* data stays 16-byte aligned */
+	uint8_t data[];
+};
+
+static struct srcbuf *srcbuf_of(const uint8_t *data)
+{
+	return (struct srcbuf *)(uintptr_t)(data - offsetof(struct srcbuf, data));
+}
+
+void groupset_hold(const uint8_t *stored)
+{
+	atomic_fetch_add_explicit(&srcbuf_of(stored)->refs, 1, memory_order_relaxed);
+}
+
+void groupset_drop(const uint8_t *stored)
+{
+	struct srcbuf *b;
+
+	if (!stored)
+		return;
+	b = srcbuf_of(stored);
+	if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
+		free(b);
+}
+
 static void destroy(struct group *g)
 {
 	struct groupset *gs = g->owner;
@@ -105,7 +136,7 @@ static void destroy(struct group *g)
 	gs->slot[g->id % gs->window] = NULL;
 	gs->pool->bytes -= g->bytes;
 	for (unsigned r = 0; r < g->nrows; r++) {
-		free(g->rows[r].src);
+		groupset_drop(g->rows[r].src);
 		free(g->rows[r].rep);
 	}
 	free(g);
@@ -221,8 +252,13 @@ static uint8_t *row_src(struct group *g, struct row *w)
 {
 	size_t n = (size_t)g->owner->kmax * g->owner->S;
 
-	if (!w->src && charge(g, n) == 0)
-		w->src = malloc(n);
+	if (!w->src && charge(g, n) == 0) {
+		struct srcbuf *b = malloc(sizeof(*b) + n);
+		if (!b)
+			return NULL;
+		atomic_init(&b->refs, 1);
+		w->src = b->data;
+	}
 	return w->src;
 }
 

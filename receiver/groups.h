@@ -39,6 +39,12 @@ struct group_pool {
  * Returns 0, or non-zero to stop (the owner failed the object). */
 typedef int (*row_done_fn)(void *ctx, uint32_t block, const uint8_t *stored,
                            const struct symhdr *sh, unsigned repaired);
+/* The stored bytes a row_done_fn is given may be kept past the call, and
+ * past the group: groupset_hold takes a reference to the row's buffer (a
+ * delivered row is never written again), groupset_drop gives it back, from
+ * any thread; the last one frees it. */
+void groupset_hold(const uint8_t *stored);
+void groupset_drop(const uint8_t *stored);
 
 struct groupset {
 	struct group_pool *pool;

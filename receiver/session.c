@@ -755,10 +755,19 @@ static const char *store_block(struct receiver *r, struct session *s, uint32_t b
 		s->carried[b / 8] &= (uint8_t) ~(1u << (b % 8));
 		return NULL;
 	}
-	if (writer_submit(&r->writer, s, s->fd, (uint64_t)b * s->an.chunk_size, b, stored,
-	                  sh->stored_len, (uint32_t)block_raw_len(s, b),
-	                  (sh->flags & PROTO_SYMFLAG_ZSTD) != 0, &s->ws) < 0)
+	if (!(sh->flags & PROTO_SYMFLAG_ZSTD)) {
+		/* A raw block is written straight from its row's buffer, which
+		 * the writer keeps alive until it is done with it. */
+		groupset_hold(stored);
+		if (writer_submit_lent(&r->writer, s, s->fd, (uint64_t)b * s->an.chunk_size, b,
+		                       stored, sh->stored_len, &s->ws, groupset_drop) < 0) {
+			groupset_drop(stored);
+			return "out of memory";
+		}
+	} else if (writer_submit(&r->writer, s, s->fd, (uint64_t)b * s->an.chunk_size, b, stored,
+	                         sh->stored_len, (uint32_t)block_raw_len(s, b), 1, &s->ws) < 0) {
 		return "out of memory";
+	}
 	set_bit(s->queued, b);
 	s->inflight++;
 	return NULL;

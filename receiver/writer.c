@@ -21,13 +21,20 @@ struct wjob {
 	uint64_t off;
 	struct wstream *ws;
 	uint32_t block, stored_len, raw_len;
-	int err;        /* of the write stage, passed on to the completion */
+	int err;     /* of the write stage, passed on to the completion */
+	size_t held; /* bytes counted against max_bytes */
+	/* a raw block lent by the caller instead of copied into data, and
+	 * what gives it back once it is written and hashed */
+	const uint8_t *lent;
+	void (*release)(const uint8_t *);
 	uint8_t data[]; /* stored_len bytes, then raw_len more when zstd */
 };
 
-/* The raw block: data itself, or the room after it for zstd's output. */
-static uint8_t *raw_of(struct wjob *j)
+/* The raw block: lent, data itself, or the room after it for zstd's output. */
+static const uint8_t *raw_of(struct wjob *j)
 {
+	if (j->lent)
+		return j->lent;
 	return j->zstd ? j->data + j->stored_len : j->data;
 }
 
@@ -133,7 +140,8 @@ static void write_job(struct writer *w, struct wjob *j, ZSTD_DCtx *z)
 	j->err = 0;
 	if (j->zstd) {
 		/* Output bounded by the signed raw length: no decompression bombs. */
-		size_t n = ZSTD_decompressDCtx(z, raw_of(j), j->raw_len, j->data, j->stored_len);
+		size_t n = ZSTD_decompressDCtx(z, j->data + j->stored_len, j->raw_len, j->data,
+		                               j->stored_len);
 		if (ZSTD_isError(n) || n != j->raw_len) {
 			j->err = -EBADMSG;
 			return;
@@ -233,13 +241,19 @@ static void *stream_main(void *arg)
 		struct wdone d;
 		hash_job(w, j, &d);
 
+		if (j->lent)
+			j->release(j->lent);
+
 		pthread_mutex_lock(&w->mu);
-		w->bytes -= j->cap;
+		w->bytes -= j->held;
 		w->jobs--;
 		push_done(w, &d);
 		/* Keep the buffer for the next block: fresh ones from malloc
-		 * are mmap'ed and page-faulted in, 45 faults a block. */
-		if (w->spare_bytes + j->cap <= w->max_bytes) {
+		 * are mmap'ed and page-faulted in, 45 faults a block. A job
+		 * that only borrowed its block has no buffer worth keeping. */
+		if (j->lent) {
+			free(j);
+		} else if (w->spare_bytes + j->cap <= w->max_bytes) {
 			j->next = w->spare;
 			w->spare = j;
 			w->spare_bytes += j->cap;
@@ -342,6 +356,20 @@ static struct wjob *get_job(struct writer *w, uint32_t len)
 	return j;
 }
 
+/* Queue a job: hand it to the write stage, waiting while the queue holds
+ * max_bytes already (one block always goes, however large). */
+static void queue_job(struct writer *w, struct wjob *j)
+{
+	pthread_mutex_lock(&w->mu);
+	while (w->jobs && w->bytes + j->held > w->max_bytes)
+		pthread_cond_wait(&w->space, &w->mu);
+	w->bytes += j->held;
+	w->jobs++;
+	enqueue(&w->head, &w->tail, j);
+	pthread_cond_signal(&w->more);
+	pthread_mutex_unlock(&w->mu);
+}
+
 int writer_submit(struct writer *w, void *owner, int fd, uint64_t off, uint32_t block,
                   const uint8_t *stored, uint32_t stored_len, uint32_t raw_len, int zstd,
                   struct wstream *ws)
@@ -360,18 +388,32 @@ int writer_submit(struct writer *w, void *owner, int fd, uint64_t off, uint32_t 
 	                   .ws = ws,
 	                   .block = block,
 	                   .stored_len = stored_len,
-	                   .raw_len = raw_len};
+	                   .raw_len = raw_len,
+	                   .held = cap};
 	memcpy(j->data, stored, stored_len);
-	pthread_mutex_lock(&w->mu);
-	/* Backpressure: never more than max_bytes waiting (one block always
-	 * goes, however large). */
-	while (w->jobs && w->bytes + cap > w->max_bytes)
-		pthread_cond_wait(&w->space, &w->mu);
-	w->bytes += cap;
-	w->jobs++;
-	enqueue(&w->head, &w->tail, j);
-	pthread_cond_signal(&w->more);
-	pthread_mutex_unlock(&w->mu);
+	queue_job(w, j);
+	return 0;
+}
+
+int writer_submit_lent(struct writer *w, void *owner, int fd, uint64_t off, uint32_t block,
+                       const uint8_t *raw, uint32_t len, struct wstream *ws,
+                       void (*release)(const uint8_t *))
+{
+	struct wjob *j = malloc(sizeof(*j));
+
+	if (!j)
+		return -ENOMEM;
+	*j = (struct wjob){.owner = owner,
+	                   .fd = fd,
+	                   .off = off,
+	                   .ws = ws,
+	                   .block = block,
+	                   .stored_len = len,
+	                   .raw_len = len,
+	                   .held = len,
+	                   .lent = raw,
+	                   .release = release};
+	queue_job(w, j);
 	return 0;
 }
 

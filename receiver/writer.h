@@ -91,6 +91,15 @@ __attribute__((warn_unused_result)) int writer_submit(struct writer *w, void *ow
                                                       uint32_t raw_len, int zstd,
                                                       struct wstream *ws);
 
+/* The same for a raw (not compressed) block of len bytes without the copy:
+ * the writer reads raw until it has written and hashed it, then calls
+ * release(raw) from one of its threads. 0, or -ENOMEM (release not called). */
+__attribute__((warn_unused_result)) int writer_submit_lent(struct writer *w, void *owner, int fd,
+                                                           uint64_t off, uint32_t block,
+                                                           const uint8_t *raw, uint32_t len,
+                                                           struct wstream *ws,
+                                                           void (*release)(const uint8_t *));
+
 /* Take one completion; 1 when *out was filled, 0 when there is none. */
 int writer_collect(struct writer *w, struct wdone *out);
 
