@@ -370,26 +370,32 @@ static void queue_job(struct writer *w, struct wjob *j)
 	pthread_mutex_unlock(&w->mu);
 }
 
+/* What every job says: whose block, where it goes, how long it is stored
+ * and raw. The buffer (cap) and what it holds are the submitter's part. */
+static void job_init(struct wjob *j, size_t cap, void *owner, int fd, uint64_t off, uint32_t block,
+                     uint32_t stored_len, uint32_t raw_len, struct wstream *ws)
+{
+	*j = (struct wjob){.cap = cap,
+	                   .owner = owner,
+	                   .fd = fd,
+	                   .off = off,
+	                   .ws = ws,
+	                   .block = block,
+	                   .stored_len = stored_len,
+	                   .raw_len = raw_len};
+}
+
 int writer_submit(struct writer *w, void *owner, int fd, uint64_t off, uint32_t block,
                   const uint8_t *stored, uint32_t stored_len, uint32_t raw_len, int zstd,
                   struct wstream *ws)
 {
 	struct wjob *j = get_job(w, stored_len + (zstd ? raw_len : 0));
-	size_t cap;
 
 	if (!j)
 		return -ENOMEM;
-	cap = j->cap;
-	*j = (struct wjob){.cap = cap,
-	                   .owner = owner,
-	                   .fd = fd,
-	                   .zstd = zstd,
-	                   .off = off,
-	                   .ws = ws,
-	                   .block = block,
-	                   .stored_len = stored_len,
-	                   .raw_len = raw_len,
-	                   .held = cap};
+	job_init(j, j->cap, owner, fd, off, block, stored_len, raw_len, ws);
+	j->zstd = zstd;
+	j->held = j->cap;
 	memcpy(j->data, stored, stored_len);
 	queue_job(w, j);
 	return 0;
@@ -403,16 +409,10 @@ int writer_submit_lent(struct writer *w, void *owner, int fd, uint64_t off, uint
 
 	if (!j)
 		return -ENOMEM;
-	*j = (struct wjob){.owner = owner,
-	                   .fd = fd,
-	                   .off = off,
-	                   .ws = ws,
-	                   .block = block,
-	                   .stored_len = len,
-	                   .raw_len = len,
-	                   .held = len,
-	                   .lent = raw,
-	                   .release = release};
+	job_init(j, 0, owner, fd, off, block, len, len, ws);
+	j->held = len;
+	j->lent = raw;
+	j->release = release;
 	queue_job(w, j);
 	return 0;
 }

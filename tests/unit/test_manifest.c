@@ -285,6 +285,23 @@ static void test_aead_gcm_implementations_agree(void **state)
 	aead_free(sc);
 }
 
+/* One context of each implementation, all with one random key:
+ * XChaCha20-Poly1305, AES-256-GCM on libgcrypt, AES-256-GCM on libsodium
+ * (NULL where the CPU lacks AES-NI). New contexts are on libgcrypt again
+ * afterwards. */
+static void three_contexts(struct aead_ctx *ctx[3])
+{
+	uint8_t key[32];
+
+	randombytes_buf(key, sizeof(key));
+	ctx[0] = aead_new(AEAD_XCHACHA20POLY1305, key);
+	ctx[1] = aead_new(AEAD_AES256GCM, key);
+	assert_int_equal(aead_force_impl(AEAD_IMPL_LIBSODIUM), 0);
+	ctx[2] = aead_new(AEAD_AES256GCM, key);
+	assert_int_equal(aead_force_impl(AEAD_IMPL_LIBGCRYPT), 0);
+	sodium_memzero(key, sizeof(key));
+}
+
 /* sluice-send seals data frames straight from the row: the frame holds the
  * header and the first 16 payload bytes, the rest is read from elsewhere.
  * The frame must come out exactly as copying it in and sealing in place
@@ -292,16 +309,10 @@ static void test_aead_gcm_implementations_agree(void **state)
 static void test_aead_seal_from(void **state)
 {
 	static uint8_t plain[2000], ref[2000], f[2000], rest[2000];
-	uint8_t key[32];
 	struct aead_ctx *ctx[3];
 
 	(void)state;
-	randombytes_buf(key, sizeof(key));
-	ctx[0] = aead_new(AEAD_XCHACHA20POLY1305, key);
-	ctx[1] = aead_new(AEAD_AES256GCM, key);
-	assert_int_equal(aead_force_impl(AEAD_IMPL_LIBSODIUM), 0);
-	ctx[2] = aead_new(AEAD_AES256GCM, key);
-	assert_int_equal(aead_force_impl(AEAD_IMPL_LIBGCRYPT), 0);
+	three_contexts(ctx);
 	for (int i = 0; i < 3; i++) {
 		if (!ctx[i]) /* AES-GCM needs AES-NI */
 			continue;
@@ -346,16 +357,11 @@ static uint8_t *probe_pick(void *arg, const uint8_t *pt)
 static void test_aead_open_to(void **state)
 {
 	static uint8_t plain[2000], f[2000], out[2000];
-	uint8_t key[32], *rest;
+	uint8_t *rest;
 	struct aead_ctx *ctx[3];
 
 	(void)state;
-	randombytes_buf(key, sizeof(key));
-	ctx[0] = aead_new(AEAD_XCHACHA20POLY1305, key);
-	ctx[1] = aead_new(AEAD_AES256GCM, key);
-	assert_int_equal(aead_force_impl(AEAD_IMPL_LIBSODIUM), 0);
-	ctx[2] = aead_new(AEAD_AES256GCM, key);
-	assert_int_equal(aead_force_impl(AEAD_IMPL_LIBGCRYPT), 0);
+	three_contexts(ctx);
 	for (int i = 0; i < 3; i++) {
 		if (!ctx[i]) /* AES-GCM needs AES-NI */
 			continue;
