@@ -181,25 +181,8 @@ static int gcm_seal(gcry_cipher_hd_t h, const uint8_t nonce[static 12], uint8_t 
 	return 0;
 }
 
-static int gcm_open(gcry_cipher_hd_t h, const uint8_t nonce[static 12], uint8_t *frame,
-                    size_t ctlen)
-{
-	uint8_t *ct = frame + PROTO_HEADER_LEN;
-
-	if (gcm_start(h, nonce, frame, 1) < 0 || gcry_cipher_decrypt(h, ct, ctlen, NULL, 0) != 0)
-		return -EBADMSG;
-	if (gcry_cipher_checktag(h, ct + ctlen, PROTO_TAG_LEN) != 0) {
-		/* The payload now holds unauthenticated plaintext: wipe it, as
-		 * libsodium does, so nothing downstream can use it by mistake. */
-		sodium_memzero(ct, ctlen);
-		return -EBADMSG;
-	}
-	return 0;
-}
-
-/* Ciphertext [0, head) is decrypted in place; pick sees it and says where
- * the rest goes (NULL: in place). Nothing is authenticated until the tag
- * is checked: on failure both places are wiped. */
+/* Ciphertext [0, head) is decrypted in place; pick (not called when head
+ * is all of it) sees it and says where the rest goes (NULL: in place). */
 static int gcm_open_to(gcry_cipher_hd_t h, const uint8_t nonce[static 12], uint8_t *frame,
                        size_t ctlen, size_t head, aead_pick_fn pick, void *arg, uint8_t **rest)
 {
@@ -207,26 +190,33 @@ static int gcm_open_to(gcry_cipher_hd_t h, const uint8_t nonce[static 12], uint8
 
 	if (gcm_start(h, nonce, frame, head == ctlen) < 0 ||
 	    (head && gcry_cipher_decrypt(h, ct, head, NULL, 0) != 0))
-		return -EBADMSG;
+		goto bad;
 	if (head < ctlen) {
 		dst = pick(arg, ct);
 		gcry_cipher_final(h);
 		if (dst ? gcry_cipher_decrypt(h, dst, ctlen - head, ct + head, ctlen - head)
-		        : gcry_cipher_decrypt(h, ct + head, ctlen - head, NULL, 0)) {
-			if (dst)
-				sodium_memzero(dst, ctlen - head);
-			sodium_memzero(ct, ctlen);
-			return -EBADMSG;
-		}
+		        : gcry_cipher_decrypt(h, ct + head, ctlen - head, NULL, 0))
+			goto bad;
 	}
-	if (gcry_cipher_checktag(h, ct + ctlen, PROTO_TAG_LEN) != 0) {
-		if (dst)
-			sodium_memzero(dst, ctlen - head);
-		sodium_memzero(ct, ctlen);
-		return -EBADMSG;
-	}
+	if (gcry_cipher_checktag(h, ct + ctlen, PROTO_TAG_LEN) != 0)
+		goto bad;
 	*rest = dst ? dst : ct + head;
 	return 0;
+bad:
+	/* Both places may hold unauthenticated plaintext now: wipe them, as
+	 * libsodium does, so nothing downstream can use it by mistake. */
+	if (dst)
+		sodium_memzero(dst, ctlen - head);
+	sodium_memzero(ct, ctlen);
+	return -EBADMSG;
+}
+
+static int gcm_open(gcry_cipher_hd_t h, const uint8_t nonce[static 12], uint8_t *frame,
+                    size_t ctlen)
+{
+	uint8_t *rest;
+
+	return gcm_open_to(h, nonce, frame, ctlen, ctlen, NULL, NULL, &rest);
 }
 
 /* Nonce = session id || counter (|| zeros). The session key is fresh for
