@@ -190,6 +190,8 @@ int enc_code(struct encoder *e, enum frame_type type, uint32_t block, const uint
 
 	/* The manifest is small and everything hangs on it: 100% repair. */
 	m = type == FRAME_MANIFEST ? k : enc_repair_count(k, e->fec_pct);
+	if (type != FRAME_MANIFEST && m < e->min_repair)
+		m = e->min_repair;
 	if (m > FEC_MAX_SYMBOLS - k)
 		m = FEC_MAX_SYMBOLS - k;
 	cb->k = k;

@@ -29,6 +29,9 @@ struct encoder {
 	uint8_t *plain;  /* kmax * S: stored block, zero padded */
 	uint8_t *repair; /* 255 * S */
 	uint8_t last_k;  /* k of the block enc_block encoded last */
+	/* data blocks get at least this many repair symbols (as far as
+	 * k + m <= 255 allows); 0: fec_pct alone decides */
+	unsigned min_repair;
 	/* statistics */
 	uint64_t raw_bytes, stored_bytes, blocks_compressed;
 };

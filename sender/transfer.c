@@ -63,7 +63,8 @@ struct tctx {
 	uint8_t *rowbuf;     /* nrows padded rows of kmax * S */
 	uint8_t *repbuf;     /* nrows x maxrep repair symbols */
 	unsigned maxrep;
-	uint8_t *scratch; /* one frame */
+	unsigned repstride; /* repair symbols per row in repbuf for this group */
+	uint8_t *scratch;   /* one frame */
 	uint64_t t_start, t_ann, t_hb, t_prog;
 	uint64_t bytes_done; /* raw bytes of the current pass */
 };
@@ -260,7 +261,7 @@ static uint8_t *row(struct tctx *c, unsigned r)
 
 static uint8_t *repair(struct tctx *c, unsigned r)
 {
-	return c->repbuf + (size_t)r * c->maxrep * c->plan.S;
+	return c->repbuf + (size_t)r * c->repstride * c->plan.S;
 }
 
 /* Outer parity rows of the group just read, coded as blocks of their own. */
@@ -297,6 +298,25 @@ static int encode_parity(struct tctx *c, uint32_t g, unsigned nb, unsigned pass)
 	return 0;
 }
 
+/* A group's frames are interleaved among its own rows only, so a loss
+ * burst costs each row burst / rows frames: the short last group of an
+ * object (often the only one of a small object) was lost to a burst a fifth
+ * the length that a full group survives (docs/PERFORMANCE.md, run 10;
+ * tests/integration/test_tailburst.sh). It gets the repair budget of a full
+ * group instead, shared among its rows: the same room in repbuf, and at
+ * most a full group's repair frames more on the wire. */
+static void top_up_short_group(struct tctx *c, unsigned nb)
+{
+	unsigned rows = nb + c->enc.parity;
+
+	c->repstride = c->maxrep;
+	c->enc.min_repair = 0;
+	if (nb < GROUP && (c->enc.fec_pct > 0 || c->enc.parity > 0)) { /* not with --fec 0 */
+		c->repstride = c->nrows * c->maxrep / rows;
+		c->enc.min_repair = c->repstride;
+	}
+}
+
 static int send_pass(struct tctx *c, unsigned pass)
 {
 	struct ureader *r;
@@ -311,6 +331,7 @@ static int send_pass(struct tctx *c, unsigned pass)
 	c->bytes_done = 0;
 	for (uint32_t g = 0; g < c->plan.blocks; g += GROUP) {
 		unsigned nb = c->plan.blocks - g < GROUP ? c->plan.blocks - g : GROUP;
+		top_up_short_group(c, nb);
 		for (unsigned b = 0; b < nb; b++) {
 			got = ureader_next(r, &data, &len, &idx);
 			if (got != 1) {
@@ -362,6 +383,7 @@ static int alloc_buffers(struct tctx *c)
 	}
 	c->scratch = malloc(c->flen);
 	c->rowbuf = malloc((size_t)c->nrows * c->enc.kmax * c->plan.S);
+	c->repstride = c->maxrep;
 	c->repbuf = malloc((size_t)c->nrows * c->maxrep * c->plan.S);
 	if (!c->scratch || !c->rowbuf || !c->repbuf)
 		return -ENOMEM;

@@ -80,7 +80,7 @@ static _Noreturn void usage(int status)
 	    "                        [--rate RATE] [--no-gso]\n"
 	    "       udp_ceiling sink --listen HOST:PORT [--idle-ms MS] [--max-seconds S]\n"
 	    "                        [--rcvbuf BYTES] [--gro] [--record FILE]\n"
-	    "       udp_ceiling replay --to HOST:PORT --file FILE [--rate RATE]\n"
+	    "       udp_ceiling replay --to HOST:PORT --file FILE [--rate RATE] [--cut BACK:N]\n"
 	    "\n"
 	    "  --size N        UDP payload bytes per datagram (default 1472, MTU 1500)\n"
 	    "  --rate RATE     wire bit/s incl. IP+UDP headers, e.g. 900m, 3g (default: unpaced)\n"
@@ -88,7 +88,8 @@ static _Noreturn void usage(int status)
 	    "  --idle-ms MS    sink stops MS after its last datagram (default 1000)\n"
 	    "  --gro           sink enables UDP_GRO (coalesced receive)\n"
 	    "  --record FILE   sink writes each datagram to FILE (4-byte length, bytes)\n"
-	    "  --file FILE     replay sends the datagrams of a --record file, in order\n");
+	    "  --file FILE     replay sends the datagrams of a --record file, in order\n"
+	    "  --cut BACK:N    replay leaves out N datagrams from BACK before the end\n");
 	exit(status);
 }
 
@@ -153,6 +154,7 @@ struct opts {
 	size_t size;
 	double seconds, bytes, rate, rcvbuf;
 	int idle_ms, gso, gro;
+	size_t cut_back, cut_n; /* replay: leave out cut_n datagrams from cut_back before the end */
 };
 
 static void print_rate(const char *what, uint64_t n, uint64_t bytes, unsigned hdr, double secs,
@@ -402,6 +404,34 @@ static int do_sink(const struct opts *o)
 	return 0;
 }
 
+/* Remove n datagrams of a recording, starting back datagrams before its
+ * end: a loss burst at a chosen place (tests/integration/test_tailburst.sh).
+ * Returns the new length. */
+static size_t cut_datagrams(uint8_t *data, size_t len, size_t back, size_t n)
+{
+	size_t total = 0, i = 0, p = 0, from = 0, to = 0;
+	uint32_t l;
+
+	for (p = 0; p + 4 <= len; p += 4 + l, total++)
+		memcpy(&l, data + p, sizeof(l));
+	if (back > total)
+		back = total;
+	for (p = 0; p + 4 <= len; p += 4 + l, i++) {
+		memcpy(&l, data + p, sizeof(l));
+		if (i == total - back)
+			from = p;
+		if (i == total - back + n)
+			to = p;
+	}
+	if (total - back + n >= total)
+		to = len;
+	if (to <= from)
+		return len;
+	memmove(data + from, data + to, len - to);
+	fprintf(stderr, "udp_ceiling: left out %zu datagrams from %zu before the end\n", n, back);
+	return len - (to - from);
+}
+
 /* Play back a --record file: runs of equal-sized datagrams (at most one
  * GSO super-datagram) in one sendmsg, paced like do_send. */
 static int do_replay(const struct opts *o)
@@ -441,6 +471,8 @@ static int do_replay(const struct opts *o)
 		len += got;
 	}
 	fclose(f);
+	if (o->cut_n)
+		len = cut_datagrams(data, len, o->cut_back, o->cut_n);
 	hdr = dst.ss_family == AF_INET6 ? 48 : 28;
 	int fd = socket(dst.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
@@ -511,6 +543,7 @@ int main(int argc, char **argv)
 	                                         {"rcvbuf", required_argument, NULL, 'B'},
 	                                         {"record", required_argument, NULL, 'R'},
 	                                         {"file", required_argument, NULL, 'F'},
+	                                         {"cut", required_argument, NULL, 'C'},
 	                                         {"help", no_argument, NULL, 'h'},
 	                                         {NULL, 0, NULL, 0}};
 	struct opts o = {.size = 1472, .idle_ms = 1000, .gso = 1, .rcvbuf = 64 << 20};
@@ -568,6 +601,18 @@ int main(int argc, char **argv)
 		case 'g':
 			o.gro = 1;
 			break;
+		case 'C': {
+			char *end;
+			unsigned long long back = strtoull(optarg, &end, 10), n;
+			if (end == optarg || *end != ':')
+				usage(EXIT_USAGE);
+			n = strtoull(end + 1, &end, 10);
+			if (*end || n == 0 || n > back)
+				usage(EXIT_USAGE);
+			o.cut_back = (size_t)back;
+			o.cut_n = (size_t)n;
+			break;
+		}
 		case 'h':
 			usage(0);
 		default:
@@ -575,7 +620,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!o.addr || optind != argc || (send && o.seconds <= 0 && o.bytes <= 0) ||
-	    (replay && !o.file) || (send && o.file))
+	    (replay && !o.file) || (send && o.file) || (!replay && o.cut_n))
 		usage(EXIT_USAGE);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# A loss burst in the last, short group of an object (docs/PERFORMANCE.md,
+# run 10). A group's frames are interleaved among its own rows, so a burst
+# costs each row burst / rows frames: before the sender topped the short
+# last group up to a full group's repair budget, a burst of 40 datagrams
+# there lost the object, while a full group took 200.
+#
+#   sluice-send ──► udp_ceiling sink --record ··· replay --cut BACK:N ──► sluice-recv
+#
+# One recorded send, played back with N consecutive datagrams left out.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh" "$@"
+[ -x "$B/udp_ceiling" ] || { echo "missing $B/udp_ceiling: build first"; exit 1; }
+
+# 6 MiB at MTU 1500: 35 blocks, a full group of 32 and a last group of 3.
+head -c $((6 << 20)) /dev/urandom >"$T/obj.bin"
+next_ports
+"$B/udp_ceiling" sink --listen "127.0.0.1:$RP" --record "$T/rec.bin" --idle-ms 1000 \
+	>"$T/sink.log" 2>&1 &
+SPID=$!
+PIDS+=("$SPID")
+sleep 0.3
+check "the send is recorded" send "$RP" "$T/obj.bin" --rate 300m
+wait_exit "$SPID" 20 || true
+total=$(grep -o 'received=[0-9]*' "$T/sink.log" | cut -d= -f2)
+check "the recording has every frame ($total)" test "${total:-0}" -gt 5000
+
+# replay NAME BACK N: the recording, N datagrams left out from BACK before
+# the end, to a fresh receiver; succeeds when the object is published intact.
+replay() {
+	local name=$1 back=$2 n=$3
+	next_ports
+	start_recv "$name" "$RP" --once
+	"$B/udp_ceiling" replay --to "127.0.0.1:$RP" --file "$T/rec.bin" --rate 150m \
+		--cut "$back:$n" >/dev/null 2>"$T/$name.replay.log"
+	wait_exit "$RPID" 30 || true
+	cmp -s "$T/obj.bin" "$T/$name/inbox/obj.bin"
+}
+
+# The last group's frames are about the last 750 of the recording.
+check "a burst of 120 in the last group still publishes" replay tail 600 120
+check "a burst of 150 in a full group still publishes" replay full $((total / 2)) 150
+# The cut is real: past what any group can absorb, nothing is published.
+if replay lost $((total / 2)) 600; then
+	not_ok "a burst of 600 in a full group loses the object"
+else
+	ok "a burst of 600 in a full group loses the object"
+fi
+finish
