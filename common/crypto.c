@@ -233,16 +233,26 @@ static void make_nonce(uint8_t nonce[static 24], const uint8_t *hdr, enum aead_a
 	}
 }
 
+/* Payload bytes of a len-byte frame (header and tag around them), when the
+ * frame has room for both and head is a whole number of GCM blocks within
+ * the payload; -EINVAL otherwise. */
+static int payload_len(size_t len, size_t head, size_t *out)
+{
+	if (len < PROTO_HEADER_LEN + PROTO_TAG_LEN || head % 16 != 0 ||
+	    head > len - PROTO_HEADER_LEN - PROTO_TAG_LEN)
+		return -EINVAL;
+	*out = len - PROTO_HEADER_LEN - PROTO_TAG_LEN;
+	return 0;
+}
+
 int aead_seal_frame_from(struct aead_ctx *c, uint8_t *frame, size_t len, size_t head,
                          const uint8_t *rest)
 {
 	uint8_t nonce[24];
 	size_t ptlen;
 
-	if (len < PROTO_HEADER_LEN + PROTO_TAG_LEN || head % 16 != 0 ||
-	    head > len - PROTO_HEADER_LEN - PROTO_TAG_LEN)
+	if (payload_len(len, head, &ptlen) < 0)
 		return -EINVAL;
-	ptlen = len - PROTO_HEADER_LEN - PROTO_TAG_LEN;
 	if (!c->gcm) { /* libsodium seals in place only */
 		memcpy(frame + PROTO_HEADER_LEN + head, rest, ptlen - head);
 		return aead_seal_frame(c, frame, len);
@@ -255,11 +265,10 @@ int aead_seal_frame(struct aead_ctx *c, uint8_t *frame, size_t len)
 {
 	uint8_t nonce[24];
 	uint8_t *pt = frame + PROTO_HEADER_LEN;
-	unsigned long long ptlen;
+	size_t ptlen;
 
-	if (len < PROTO_HEADER_LEN + PROTO_TAG_LEN)
+	if (payload_len(len, 0, &ptlen) < 0)
 		return -EINVAL;
-	ptlen = len - PROTO_HEADER_LEN - PROTO_TAG_LEN;
 	make_nonce(nonce, frame, c->alg);
 	if (c->gcm)
 		return gcm_seal(c->gcm, nonce, frame, ptlen, ptlen, NULL);
@@ -276,12 +285,11 @@ int aead_open_frame(struct aead_ctx *c, uint8_t *frame, size_t len)
 {
 	uint8_t nonce[24];
 	uint8_t *ct = frame + PROTO_HEADER_LEN;
-	unsigned long long ctlen;
+	size_t ctlen;
 	int rc;
 
-	if (len < PROTO_HEADER_LEN + PROTO_TAG_LEN)
+	if (payload_len(len, 0, &ctlen) < 0)
 		return -EINVAL;
-	ctlen = len - PROTO_HEADER_LEN - PROTO_TAG_LEN;
 	make_nonce(nonce, frame, c->alg);
 	if (c->gcm)
 		return gcm_open(c->gcm, nonce, frame, ctlen);
@@ -341,10 +349,8 @@ int aead_open_frame_to(struct aead_ctx *c, uint8_t *frame, size_t len, size_t he
 	size_t ctlen;
 	int rc;
 
-	if (len < PROTO_HEADER_LEN + PROTO_TAG_LEN || head % 16 != 0 ||
-	    head > len - PROTO_HEADER_LEN - PROTO_TAG_LEN)
+	if (payload_len(len, head, &ctlen) < 0)
 		return -EINVAL;
-	ctlen = len - PROTO_HEADER_LEN - PROTO_TAG_LEN;
 	if (c->gcm) {
 		make_nonce(nonce, frame, c->alg);
 		return gcm_open_to(c->gcm, nonce, frame, ctlen, head, pick, arg, rest);

@@ -43,6 +43,14 @@ enum aead_alg aead_parse(const char *s);
 struct aead_ctx *aead_new(enum aead_alg alg, const uint8_t key[static SESSION_KEY_LEN]);
 void aead_free(struct aead_ctx *c);
 
+/* Data frames are sealed and opened in two parts: the first AEAD_SPLIT
+ * payload bytes (one GCM block: the symbol header and the symbol's first
+ * AEAD_SPLIT_DATA bytes) in the frame, the rest straight from or into where
+ * the symbol is kept (aead_seal_frame_from, aead_open_frame_to). */
+#define AEAD_SPLIT      16
+#define AEAD_SPLIT_DATA (AEAD_SPLIT - PROTO_SYMHDR_LEN)
+_Static_assert(PROTO_SYMHDR_LEN < AEAD_SPLIT, "symbol header fits in one GCM block");
+
 /* Seal a frame in place: bytes [0, 32) are the header (associated data and
  * nonce source: session id and counter), [32, len - 16) the plaintext, and
  * the tag is written to the last 16 bytes. Returns 0 or -EINVAL. */

@@ -929,13 +929,6 @@ static int status_frame(struct session *s, const struct frame_header *h, const u
 	return 0;
 }
 
-/* A data frame is opened in two parts: one GCM block with the symbol header
- * and the symbol's first OPEN_HEAD bytes, then the rest, which can go
- * straight to where the symbol is kept. */
-#define OPEN_SPLIT 16
-#define OPEN_HEAD  (OPEN_SPLIT - PROTO_SYMHDR_LEN)
-_Static_assert(PROTO_SYMHDR_LEN < OPEN_SPLIT, "symbol header fits in one GCM block");
-
 struct pick {
 	struct session *s;
 	const struct frame_header *h;
@@ -956,7 +949,7 @@ static uint8_t *pick_slot(void *arg, const uint8_t *pt)
 	    !symbol_fits(p->s, p->h->block, &sh))
 		return NULL;
 	p->slot = groupset_slot(&p->s->data, p->h->block, p->h->symbol, &sh);
-	return p->slot ? p->slot + OPEN_HEAD : NULL;
+	return p->slot ? p->slot + AEAD_SPLIT_DATA : NULL;
 }
 
 void rcv_handle(struct receiver *r, uint8_t *buf, size_t len, uint64_t now)
@@ -997,18 +990,18 @@ void rcv_handle(struct receiver *r, uint8_t *buf, size_t len, uint64_t now)
 		r->stats.replayed++;
 		return;
 	}
-	if (h.type == FRAME_DATA && s->an.symbol_size >= OPEN_SPLIT) {
+	if (h.type == FRAME_DATA && s->an.symbol_size >= AEAD_SPLIT) {
 		/* Source symbols of a row in flight are decrypted straight into
 		 * the row (pick_slot) instead of in place and copied. */
 		struct pick p = {.s = s, .h = &h};
 		uint8_t *rest;
-		if (aead_open_frame_to(s->aead, buf, len, OPEN_SPLIT, pick_slot, &p, &rest) < 0) {
+		if (aead_open_frame_to(s->aead, buf, len, AEAD_SPLIT, pick_slot, &p, &rest) < 0) {
 			r->stats.bad_tag++;
 			return;
 		}
 		slot = p.slot;
 		if (slot) /* the first bytes of the symbol are still in the frame */
-			memcpy(slot, buf + PROTO_HEADER_LEN + PROTO_SYMHDR_LEN, OPEN_HEAD);
+			memcpy(slot, buf + PROTO_HEADER_LEN + PROTO_SYMHDR_LEN, AEAD_SPLIT_DATA);
 	} else if (aead_open_frame(s->aead, buf, len) < 0) {
 		r->stats.bad_tag++;
 		return;

@@ -13,13 +13,6 @@
 #include "encode.h"
 #include "proto/bytes.h"
 
-/* Payload bytes written into the frame itself: the symbol header and the
- * first SYM_HEAD bytes of data, one GCM block, so that the rest of the
- * payload can be sealed straight from the row (aead_seal_frame_from). */
-#define SEAL_SPLIT 16
-#define SYM_HEAD   (SEAL_SPLIT - PROTO_SYMHDR_LEN)
-_Static_assert(PROTO_SYMHDR_LEN < SEAL_SPLIT, "symbol header fits in one GCM block");
-
 #define DEFAULT_KMAX 128
 
 unsigned enc_repair_count(unsigned k, double fec_pct)
@@ -80,7 +73,7 @@ int enc_init(struct encoder *e, uint16_t symbol_size, uint8_t kmax, double total
 	unsigned parity;
 
 	memset(e, 0, sizeof(*e));
-	if (symbol_size < SEAL_SPLIT) /* frames are sealed in two parts */
+	if (symbol_size < AEAD_SPLIT) /* frames are sealed in two parts */
 		return -EINVAL;
 	e->S = symbol_size;
 	e->kmax = kmax;
@@ -140,8 +133,8 @@ static size_t store_block(struct encoder *e, const uint8_t *raw, size_t len, int
 	return len;
 }
 
-/* Header, symbol header and the first SYM_HEAD bytes of data; the caller
- * adds the rest, data + SYM_HEAD, by copy or by sealing from it. */
+/* Header, symbol header and the first AEAD_SPLIT_DATA bytes of data; the caller
+ * adds the rest, data + AEAD_SPLIT_DATA, by copy or by sealing from it. */
 static void put_frame_head(struct encoder *e, uint8_t *f, enum frame_type type, uint32_t block,
                            unsigned sym, const struct symhdr *sh, const uint8_t *data)
 {
@@ -153,15 +146,15 @@ static void put_frame_head(struct encoder *e, uint8_t *f, enum frame_type type, 
 
 	proto_encode_header(f, &h);
 	proto_encode_symhdr(f + PROTO_HEADER_LEN, sh);
-	memcpy(f + PROTO_HEADER_LEN + PROTO_SYMHDR_LEN, data, SYM_HEAD);
+	memcpy(f + PROTO_HEADER_LEN + PROTO_SYMHDR_LEN, data, AEAD_SPLIT_DATA);
 }
 
 /* Number the frame and seal it: in place, or with the payload after its
- * first SEAL_SPLIT bytes read from rest. */
+ * first AEAD_SPLIT bytes read from rest. */
 static int seal_frame(struct encoder *e, uint8_t *f, size_t len, const uint8_t *rest)
 {
 	put_le64(f + 16, ++e->counter);
-	return rest ? aead_seal_frame_from(e->aead, f, len, SEAL_SPLIT, rest)
+	return rest ? aead_seal_frame_from(e->aead, f, len, AEAD_SPLIT, rest)
 	            : aead_seal_frame(e->aead, f, len);
 }
 
@@ -221,10 +214,11 @@ int enc_frame(struct encoder *e, const struct coded *cb, unsigned i, int seal, u
 
 	put_frame_head(e, out, cb->type, cb->block, sym, &cb->sh, data);
 	if (!seal) {
-		memcpy(out + PROTO_HEADER_LEN + SEAL_SPLIT, data + SYM_HEAD, e->S - SYM_HEAD);
+		memcpy(out + PROTO_HEADER_LEN + AEAD_SPLIT, data + AEAD_SPLIT_DATA,
+		       e->S - AEAD_SPLIT_DATA);
 		return 0;
 	}
-	return seal_frame(e, out, proto_frame_len(cb->type, e->S), data + SYM_HEAD);
+	return seal_frame(e, out, proto_frame_len(cb->type, e->S), data + AEAD_SPLIT_DATA);
 }
 
 int enc_block(struct encoder *e, enum frame_type type, uint32_t block, const uint8_t *raw,
