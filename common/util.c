@@ -142,6 +142,11 @@ uint64_t wall_ns(void)
 	return clock_ns(CLOCK_REALTIME);
 }
 
+uint64_t thread_cpu_ns(void)
+{
+	return clock_ns(CLOCK_THREAD_CPUTIME_ID);
+}
+
 void sleep_until_ns(uint64_t deadline_ns)
 {
 	struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u),

@@ -25,6 +25,7 @@ const char *fmt_bytes(char *buf, size_t len, double bytes);
 
 uint64_t now_ns(void);                     /* CLOCK_MONOTONIC */
 uint64_t wall_ns(void);                    /* CLOCK_REALTIME */
+uint64_t thread_cpu_ns(void);              /* the calling thread's CPU time */
 void sleep_until_ns(uint64_t deadline_ns); /* CLOCK_MONOTONIC absolute */
 
 /* Loop over short reads/writes and EINTR; 0 or -errno (-EIO for EOF). */

@@ -45,7 +45,7 @@ struct options {
 	uint64_t rate;
 	double fec;
 	unsigned mtu, repeat;
-	int compress, gso, quiet, verbose, progress;
+	int compress, gso, uring_send, quiet, verbose, progress;
 	enum aead_alg aead;
 	uint64_t ttl;
 	uint64_t sequence; /* tests only: 0 = take the next from the state dir */
@@ -76,6 +76,8 @@ static void usage(FILE *f)
 	       "  --state-dir DIR      where the sequence counter lives\n"
 	       "                       (default $XDG_STATE_HOME/sluice or ~/.local/state/sluice)\n"
 	       "  --no-gso             use sendmmsg instead of UDP GSO\n"
+	       "  --uring-send         send through io_uring instead of sendmsg (slower\n"
+	       "                       here: docs/DECISIONS.md section 17)\n"
 	       "  --watch OUTBOX       spool mode: send each file or directory that is closed\n"
 	       "                       after writing or moved into OUTBOX, until SIGTERM\n"
 	       "  --sent-dir DIR       where sent entries go (default OUTBOX/sent)\n"
@@ -99,20 +101,33 @@ static int bad(const char *fmt, const char *arg)
 	return -1;
 }
 
-static const struct option longopts[] = {
-    {"to", required_argument, NULL, 't'},      {"rate", required_argument, NULL, 'r'},
-    {"key", required_argument, NULL, 'k'},     {"recipient", required_argument, NULL, 'R'},
-    {"fec", required_argument, NULL, 'f'},     {"mtu", required_argument, NULL, 'm'},
-    {"name", required_argument, NULL, 'n'},    {"repeat", required_argument, NULL, 'N'},
-    {"no-compress", no_argument, NULL, 'C'},   {"aead", required_argument, NULL, 'a'},
-    {"expires", required_argument, NULL, 'e'}, {"state-dir", required_argument, NULL, 's'},
-    {"no-gso", no_argument, NULL, 'G'},        {"progress", no_argument, NULL, 'p'},
-    {"no-progress", no_argument, NULL, 'P'},   {"quiet", no_argument, NULL, 'q'},
-    {"verbose", no_argument, NULL, 'v'},       {"sequence", required_argument, NULL, 'Q'},
-    {"watch", required_argument, NULL, 'W'},   {"sent-dir", required_argument, NULL, 'D'},
-    {"delete-sent", no_argument, NULL, 'X'},   {"retry", required_argument, NULL, 'Y'},
-    {"beacon", required_argument, NULL, 'B'},  {"config", required_argument, NULL, 'c'},
-    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+static const struct option longopts[] = {{"to", required_argument, NULL, 't'},
+                                         {"rate", required_argument, NULL, 'r'},
+                                         {"key", required_argument, NULL, 'k'},
+                                         {"recipient", required_argument, NULL, 'R'},
+                                         {"fec", required_argument, NULL, 'f'},
+                                         {"mtu", required_argument, NULL, 'm'},
+                                         {"name", required_argument, NULL, 'n'},
+                                         {"repeat", required_argument, NULL, 'N'},
+                                         {"no-compress", no_argument, NULL, 'C'},
+                                         {"aead", required_argument, NULL, 'a'},
+                                         {"expires", required_argument, NULL, 'e'},
+                                         {"state-dir", required_argument, NULL, 's'},
+                                         {"no-gso", no_argument, NULL, 'G'},
+                                         {"uring-send", no_argument, NULL, 'U'},
+                                         {"progress", no_argument, NULL, 'p'},
+                                         {"no-progress", no_argument, NULL, 'P'},
+                                         {"quiet", no_argument, NULL, 'q'},
+                                         {"verbose", no_argument, NULL, 'v'},
+                                         {"sequence", required_argument, NULL, 'Q'},
+                                         {"watch", required_argument, NULL, 'W'},
+                                         {"sent-dir", required_argument, NULL, 'D'},
+                                         {"delete-sent", no_argument, NULL, 'X'},
+                                         {"retry", required_argument, NULL, 'Y'},
+                                         {"beacon", required_argument, NULL, 'B'},
+                                         {"config", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -192,6 +207,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'G':
 			o->gso = 0;
+			break;
+		case 'U':
+			o->uring_send = 1;
 			break;
 		case 'W':
 			o->watch = optarg;
@@ -286,7 +304,9 @@ static void summary(const struct options *o, const struct transfer_args *ta,
 	       ta->name, fmt_bytes(sz, sizeof(sz), (double)r->size), s,
 	       s > 0 ? (double)wire_bytes * 8 / s / 1e6 : 0.0, datagrams, o->fec, o->repeat,
 	       o->repeat == 1 ? "" : "es", aead_name(o->aead),
-	       tx->use_gso ? "UDP GSO" : "sendmmsg");
+	       !tx->use_gso    ? "sendmmsg"
+	       : tx->use_uring ? "UDP GSO via io_uring"
+	                       : "UDP GSO");
 	printf("object %.16s  stored %.1f%% of raw  blake2b-256 ", id,
 	       r->size ? 100.0 * (double)r->stored_bytes / (double)r->size : 100.0);
 	hex_encode(id, r->content_hash, PROTO_HASH_LEN);
@@ -466,7 +486,9 @@ int main(int argc, char **argv)
 	key_id_hex(run.sidhex, run.sid);
 	if (!o.state_dir)
 		seq_default_dir(run.sdir, sizeof(run.sdir));
-	if (udp_tx_open(&tx, &dst, dlen, o.rate, o.gso, err, sizeof(err)) < 0) {
+	if (udp_tx_open(&tx, &dst, dlen, o.rate,
+	                (o.gso ? UDP_TX_GSO : 0) | (o.uring_send ? UDP_TX_URING : 0), err,
+	                sizeof(err)) < 0) {
 		log_err("%s", err);
 		goto out;
 	}

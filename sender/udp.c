@@ -3,12 +3,20 @@
  *
  *   udp_tx_reserve/commit: frames built in place in the byte queue (caller)
  *   udp_tx_send: the same for frames built elsewhere, copied in
- *   tx thread:   queue → token bucket → sendmsg(UDP_SEGMENT) / sendmmsg
+ *   tx thread:   queue → token bucket → sendmsg(UDP_SEGMENT), or
+ *                io_uring SENDMSG (UDP_TX_URING), or sendmmsg without GSO
+ *
+ * Through io_uring, one io_uring_enter both hands a batch to the kernel and
+ * sleeps until the bucket allows the next one (a SENDMSG and an absolute
+ * TIMEOUT submitted together), where the plain path needs a sendmsg and a
+ * clock_nanosleep per batch. It still costs the thread 10-25% more CPU per
+ * batch here than sendmsg (docs/DECISIONS.md §17), so it is not the default.
  *
  * Each queue entry is one batch: an 8-byte header (frame count, frame
  * length) and the frames back to back, 8-byte aligned. The caller owns the
  * space from head to tail + size, the thread the space from tail to head. */
 #include <errno.h>
+#include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <pthread.h>
@@ -52,17 +60,21 @@ struct udp_txq {
 	int closing;
 	uint64_t underruns; /* the thread waited for the caller */
 	uint64_t resets;    /* the bucket dropped credit: the wire was idle */
+	uint64_t cpu_ns;    /* the thread's CPU time, once it has ended */
 	pthread_mutex_t lock;
 	pthread_cond_t more;  /* head moved or closing */
 	pthread_cond_t space; /* tail moved or err set */
 	pthread_t thread;
+	struct io_uring ring; /* the thread's sends, if ring_open */
+	int want_ring, ring_open;
 	/* the caller's reservation: where its entry starts, and how many
 	 * bytes were skipped to the start of the buffer to keep it whole */
 	size_t res_off, res_skip, res_len;
 	unsigned res_room;
 };
 
-/* Token bucket: wait until the bucket allows `bytes` more on the wire. */
+/* Token bucket: wait until the bucket allows `bytes` more on the wire, and
+ * take them. Afterwards t->t_next is when the next batch may leave. */
 static void pace(struct udp_tx *t, uint64_t bytes)
 {
 	uint64_t now = now_ns();
@@ -74,6 +86,33 @@ static void pace(struct udp_tx *t, uint64_t bytes)
 	if (t->t_next > now)
 		sleep_until_ns(t->t_next);
 	t->t_next += bytes * 8 * 1000000000u / t->rate_bps;
+}
+
+/* One GSO send: a single iovec over frames that are contiguous in the
+ * queue, and a UDP_SEGMENT control message when there is more than one. */
+struct gso_msg {
+	struct msghdr msg;
+	struct iovec iov;
+	char control[CMSG_SPACE(sizeof(uint16_t))];
+};
+
+static void gso_msg_init(struct gso_msg *m, struct udp_tx *t, uint8_t *frames, unsigned n,
+                         size_t len)
+{
+	memset(m, 0, sizeof(*m));
+	m->iov = (struct iovec){.iov_base = frames, .iov_len = n * len};
+	m->msg = (struct msghdr){
+	    .msg_name = &t->dst, .msg_namelen = t->dst_len, .msg_iov = &m->iov, .msg_iovlen = 1};
+	if (n > 1) {
+		m->msg.msg_control = m->control;
+		m->msg.msg_controllen = sizeof(m->control);
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&m->msg);
+		cm->cmsg_level = SOL_UDP;
+		cm->cmsg_type = UDP_SEGMENT;
+		cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+		uint16_t seg = (uint16_t)len;
+		memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+	}
 }
 
 /* Transient "queue full" answers: wait a little and try again, bounded. */
@@ -90,24 +129,12 @@ static int transient(struct udp_tx *t, int e, unsigned *tries)
  * as one iovec. */
 static int send_gso(struct udp_tx *t, uint8_t *frames, unsigned n, size_t len)
 {
-	struct iovec iov = {.iov_base = frames, .iov_len = n * len};
-	char control[CMSG_SPACE(sizeof(uint16_t))] = {0};
-	struct msghdr msg = {
-	    .msg_name = &t->dst, .msg_namelen = t->dst_len, .msg_iov = &iov, .msg_iovlen = 1};
+	struct gso_msg m;
 	unsigned tries = 0;
 	ssize_t rc;
 
-	if (n > 1) {
-		msg.msg_control = control;
-		msg.msg_controllen = sizeof(control);
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-		cm->cmsg_level = SOL_UDP;
-		cm->cmsg_type = UDP_SEGMENT;
-		cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-		uint16_t seg = (uint16_t)len;
-		memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
-	}
-	while ((rc = sendmsg(t->fd, &msg, 0)) < 0 && transient(t, errno, &tries))
+	gso_msg_init(&m, t, frames, n, len);
+	while ((rc = sendmsg(t->fd, &m.msg, 0)) < 0 && transient(t, errno, &tries))
 		;
 	if (rc < 0)
 		return -errno;
@@ -141,14 +168,77 @@ static int send_mmsg(struct udp_tx *t, uint8_t *frames, unsigned n, size_t len)
 	return 0;
 }
 
-static int send_batch(struct udp_tx *t, uint8_t *frames, unsigned n, size_t len)
+enum { TAG_SEND = 1, TAG_WAKE = 2 };
+/* send_gso_uring did not queue the batch: send it the plain way. */
+#define NOT_SENT 1
+
+/* The batch through io_uring. When another batch is queued (`more`) and the
+ * bucket holds it back, an absolute TIMEOUT at t->t_next goes in the same
+ * io_uring_enter, so the thread sleeps there instead of in pace(). Returns
+ * the send's result (0 or -errno). A ring that fails is left for good:
+ * use_uring is cleared and the caller sends the batch the plain way
+ * (NOT_SENT). */
+static int send_gso_uring(struct udp_tx *t, uint8_t *frames, unsigned n, size_t len, int more)
+{
+	struct io_uring *ring = &t->q->ring;
+	struct __kernel_timespec wake = {.tv_sec = (long long)(t->t_next / 1000000000u),
+	                                 .tv_nsec = (long long)(t->t_next % 1000000000u)};
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	struct gso_msg m;
+	unsigned want = 1, got = 0;
+	int res = NOT_SENT, rc;
+
+	gso_msg_init(&m, t, frames, n, len);
+	sqe = io_uring_get_sqe(ring);
+	io_uring_prep_sendmsg(sqe, 0, &m.msg, 0); /* registered file 0: t->fd */
+	sqe->flags |= IOSQE_FIXED_FILE;
+	io_uring_sqe_set_data64(sqe, TAG_SEND);
+	if (more && t->t_next > now_ns()) {
+		sqe = io_uring_get_sqe(ring);
+		io_uring_prep_timeout(sqe, &wake, 0, IORING_TIMEOUT_ABS);
+		io_uring_sqe_set_data64(sqe, TAG_WAKE);
+		want = 2;
+	}
+	rc = io_uring_submit_and_wait(ring, want);
+	if (rc < 0 && rc != -EINTR) {
+		log_debug("io_uring submit failed (%s), sending with sendmsg", strerror(-rc));
+		atomic_store(&t->use_uring, 0);
+		return NOT_SENT;
+	}
+	t->syscalls++;
+	while (got < want) {
+		rc = io_uring_wait_cqe(ring, &cqe);
+		if (rc == -EINTR)
+			continue;
+		if (rc < 0)
+			return rc; /* the ring is broken with the batch in it */
+		if (io_uring_cqe_get_data64(cqe) == TAG_SEND) {
+			res = cqe->res < 0 ? cqe->res : 0;
+		} else if (cqe->res != -ETIME) {
+			log_debug("io_uring timeout failed (%s), pacing with "
+			          "clock_nanosleep",
+			          strerror(-cqe->res));
+			atomic_store(&t->use_uring, 0);
+		}
+		io_uring_cqe_seen(ring, cqe);
+		got++;
+	}
+	return res;
+}
+
+static int send_batch(struct udp_tx *t, uint8_t *frames, unsigned n, size_t len, int more)
 {
 	int rc;
 
 	pace(t, (uint64_t)n * (len + t->overhead));
 	if (!atomic_load(&t->use_gso))
 		return send_mmsg(t, frames, n, len);
-	rc = send_gso(t, frames, n, len);
+	rc = NOT_SENT;
+	if (atomic_load(&t->use_uring))
+		rc = send_gso_uring(t, frames, n, len, more);
+	if (rc == NOT_SENT || rc == -ENOBUFS || rc == -EAGAIN || rc == -EINTR)
+		rc = send_gso(t, frames, n, len); /* with its bounded retries */
 	if (rc == -EIO || rc == -EINVAL || rc == -ENOPROTOOPT || rc == -EOPNOTSUPP) {
 		/* No GSO here (old kernel, device without checksum
 		 * offload): fall back for good. */
@@ -164,11 +254,37 @@ static size_t entry_size(unsigned n, size_t len)
 	return (ENTRY_HDR + n * len + 7) & ~(size_t)7;
 }
 
+/* A ring for the transmit thread, if this kernel (and any seccomp filter)
+ * allows io_uring with the two operations it needs. */
+static int open_ring(struct io_uring *ring, int fd)
+{
+	struct io_uring_probe *p;
+	int ok;
+
+	/* Only the transmit thread submits, and it always waits for its
+	 * completions: completion work may run then, not as task work. */
+	if (io_uring_queue_init(4, ring, IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN) <
+	        0 &&
+	    io_uring_queue_init(4, ring, 0) < 0)
+		return 0;
+	p = io_uring_get_probe_ring(ring);
+	ok = p && io_uring_opcode_supported(p, IORING_OP_SENDMSG) &&
+	     io_uring_opcode_supported(p, IORING_OP_TIMEOUT) &&
+	     io_uring_register_files(ring, &fd, 1) == 0;
+	io_uring_free_probe(p);
+	if (!ok)
+		io_uring_queue_exit(ring);
+	return ok;
+}
+
 static void *tx_thread(void *arg)
 {
 	struct udp_tx *t = arg;
 	struct udp_txq *q = t->q;
 
+	/* The ring belongs to this thread (IORING_SETUP_SINGLE_ISSUER). */
+	q->ring_open = q->want_ring && open_ring(&q->ring, t->fd);
+	atomic_store(&t->use_uring, q->ring_open);
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
 		if (q->head == q->tail && !q->closing)
@@ -177,7 +293,7 @@ static void *tx_thread(void *arg)
 			pthread_cond_wait(&q->more, &q->lock);
 		if (q->head == q->tail)
 			break;
-		uint64_t tail = q->tail;
+		uint64_t tail = q->tail, head = q->head;
 		int failed = q->err;
 		pthread_mutex_unlock(&q->lock);
 
@@ -192,7 +308,8 @@ static void *tx_thread(void *arg)
 			/* After a failure, drain without sending so the
 			 * caller never waits for space forever. */
 			if (!failed)
-				failed = send_batch(t, q->buf + off + ENTRY_HDR, n, len);
+				failed = send_batch(t, q->buf + off + ENTRY_HDR, n, len,
+				                    head - tail > used);
 		}
 
 		pthread_mutex_lock(&q->lock);
@@ -202,11 +319,12 @@ static void *tx_thread(void *arg)
 		pthread_cond_broadcast(&q->space);
 	}
 	pthread_mutex_unlock(&q->lock);
+	q->cpu_ns = thread_cpu_ns();
 	return NULL;
 }
 
 int udp_tx_open(struct udp_tx *t, const struct sockaddr_storage *dst, socklen_t dst_len,
-                uint64_t rate_bps, int allow_gso, char *err, size_t errlen)
+                uint64_t rate_bps, unsigned flags, char *err, size_t errlen)
 {
 	int sndbuf = 8 << 20, rc;
 	struct udp_txq *q;
@@ -242,7 +360,8 @@ int udp_tx_open(struct udp_tx *t, const struct sockaddr_storage *dst, socklen_t 
 	t->dst_len = dst_len;
 	t->overhead = dst->ss_family == AF_INET6 ? 48 : 28;
 	t->rate_bps = rate_bps;
-	atomic_store(&t->use_gso, allow_gso);
+	atomic_store(&t->use_gso, !!(flags & UDP_TX_GSO));
+	q->want_ring = !!(flags & UDP_TX_URING);
 	t->t_next = now_ns();
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_cond_init(&q->more, NULL);
@@ -293,9 +412,13 @@ void udp_tx_close(struct udp_tx *t)
 		pthread_mutex_unlock(&q->lock);
 		pthread_join(q->thread, NULL);
 		log_debug("transmit queue: %zu KiB, waited for frames %llu times, "
-		          "pacing fell behind %llu times",
+		          "pacing fell behind %llu times; transmit thread CPU %.3f s, "
+		          "%llu submissions",
 		          q->size >> 10, (unsigned long long)q->underruns,
-		          (unsigned long long)q->resets);
+		          (unsigned long long)q->resets, (double)q->cpu_ns / 1e9,
+		          (unsigned long long)t->syscalls);
+		if (q->ring_open)
+			io_uring_queue_exit(&q->ring);
 		pthread_cond_destroy(&q->space);
 		pthread_cond_destroy(&q->more);
 		pthread_mutex_destroy(&q->lock);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Paced UDP transmission: a token bucket over wire bytes, UDP GSO batches
- * (UDP_SEGMENT) with a sendmmsg fallback. The socket is never connected and
- * never read: a diode gives no answer, and ICMP errors must not stop us.
+ * (UDP_SEGMENT) sent with sendmsg or through io_uring, sendmmsg without GSO.
+ * The socket is never connected and never read: a diode gives no answer,
+ * and ICMP errors must not stop us.
  *
  * udp_tx_send copies the frames into a bounded queue and returns (or the
  * caller builds them there: udp_tx_reserve); a transmit thread drains the
@@ -23,7 +24,8 @@ struct udp_txq;
 
 struct udp_tx {
 	int fd;
-	_Atomic int use_gso; /* cleared by the transmit thread on fallback */
+	_Atomic int use_gso;   /* cleared by the transmit thread on fallback */
+	_Atomic int use_uring; /* sends go through io_uring; cleared likewise */
 	struct sockaddr_storage dst;
 	socklen_t dst_len;
 	unsigned overhead; /* IP + UDP header bytes counted against the rate */
@@ -38,12 +40,18 @@ struct udp_tx {
 	struct udp_txq *q; /* NULL until udp_tx_open succeeds */
 };
 
-/* allow_gso = 0 forces the sendmmsg path (benchmarks, old kernels).
- * Returns 0 or -errno with a user-facing message in err. */
+/* udp_tx_open flags. Without UDP_TX_GSO: sendmmsg (benchmarks, old
+ * kernels). UDP_TX_URING: GSO sends and pacing sleeps through io_uring,
+ * where it is available (else, and by default, sendmsg and
+ * clock_nanosleep). */
+#define UDP_TX_GSO   1u
+#define UDP_TX_URING 2u
+
+/* Returns 0 or -errno with a user-facing message in err. */
 __attribute__((warn_unused_result)) int udp_tx_open(struct udp_tx *t,
                                                     const struct sockaddr_storage *dst,
                                                     socklen_t dst_len, uint64_t rate_bps,
-                                                    int allow_gso, char *err, size_t errlen);
+                                                    unsigned flags, char *err, size_t errlen);
 /* Queue n frames of equal length frame_len, in order, to be sent paced.
  * Blocks while the queue is full. 0, or the -errno of an earlier send that
  * failed (sticky: every later call returns it too). */
