@@ -1006,14 +1006,18 @@ void rcv_handle(struct receiver *r, uint8_t *buf, size_t len, uint64_t now)
 		r->stats.bad_tag++;
 		return;
 	}
+	/* Authenticated: the frame counts for the session's loss accounting
+	 * and the link, whatever its body. The receiver's counters take it as
+	 * accepted only once the body is valid too, else as bad_symbol. */
 	replay_mark(s, h.counter);
 	s->frames_ok++;
 	s->last_seen = now;
-	r->stats.accepted++;
 	link_frame(r, (unsigned)(s->sender - r->cfg->trusted), now);
 	if (h.type == FRAME_HEARTBEAT || h.type == FRAME_END) {
 		if (status_frame(s, &h, buf + PROTO_HEADER_LEN, now) < 0)
-			r->stats.bad_symbol++; /* authenticated, but its body is not valid */
+			r->stats.bad_symbol++;
+		else
+			r->stats.accepted++;
 		return;
 	}
 	if (proto_decode_symhdr(buf + PROTO_HEADER_LEN, s->an.symbol_size, &sh) != PROTO_OK) {
@@ -1029,6 +1033,8 @@ void rcv_handle(struct receiver *r, uint8_t *buf, size_t len, uint64_t now)
 		rc = data_symbol(r, s, &h, &sh, data);
 	if (rc < 0)
 		r->stats.bad_symbol++;
+	else
+		r->stats.accepted++;
 }
 
 /* ---- publication and timers ----------------------------------------------- */

@@ -40,10 +40,12 @@ struct rcv_config {
 	uint64_t link_timeout_ns; /* a beaconing sender silent this long: link-down */
 };
 
-/* Why frames were dropped; every datagram lands in exactly one counter. */
+/* What became of each datagram: it lands in exactly one of accepted,
+ * announce_repeat and the counters of refusals (bad_header .. announce_refused,
+ * beacon_*). duplicate counts accepted symbols the receiver already held. */
 struct rcv_stats {
 	uint64_t datagrams;
-	uint64_t accepted;
+	uint64_t accepted; /* authenticated (or signed) and valid throughout */
 	uint64_t bad_header;
 	uint64_t bad_length;
 	uint64_t unknown_session;
