@@ -497,7 +497,8 @@ static void lifecycle_receipt(struct receipt_log *log, const char *event, const 
 		receipt_u64(rec, "failed", r->stats.failed);
 		receipt_u64(rec, "datagrams", r->stats.datagrams);
 		receipt_u64(rec, "rejected_frames",
-		            r->stats.datagrams - r->stats.accepted - r->stats.announce_repeat);
+		            r->stats.datagrams - r->stats.accepted - r->stats.announce_repeat -
+		                r->stats.beacon_ok);
 	}
 	if (receipt_commit(rec) < 0)
 		log_err("cannot append to the receipt log");

@@ -427,8 +427,10 @@ static void new_session(struct receiver *r, const uint8_t *buf, const struct ann
 		return;
 	}
 	s = calloc(1, sizeof(*s));
-	if (!s)
+	if (!s) {
+		r->stats.announce_refused++;
 		return;
+	}
 	s->fd = -1;
 	s->id = an->hdr.session_id;
 	s->an = *an;
@@ -445,6 +447,7 @@ static void new_session(struct receiver *r, const uint8_t *buf, const struct ann
 	}
 	if (session_alloc(r, s) < 0) {
 		session_free(r, s);
+		r->stats.announce_refused++; /* not dead either */
 		log_err("out of memory for a new session");
 		return;
 	}
@@ -458,6 +461,7 @@ static void new_session(struct receiver *r, const uint8_t *buf, const struct ann
 		return;
 	}
 	r->sessions[r->nsessions++] = s;
+	r->stats.accepted++;
 	char oid[2 * PROTO_HASH_LEN + 1], kid[2 * PROTO_KEYID_LEN + 1];
 	hex_encode(oid, an->object_id, PROTO_HASH_LEN);
 	hex_encode(kid, k->id, PROTO_KEYID_LEN);
@@ -506,8 +510,7 @@ static void handle_announce(struct receiver *r, const uint8_t *buf, size_t len, 
 		r->stats.announce_bad_signature++;
 		return;
 	}
-	r->stats.accepted++;
-	new_session(r, buf, &an, k, now);
+	new_session(r, buf, &an, k, now); /* accepted, or announce_refused */
 }
 
 /* ---- anti-replay -------------------------------------------------------- */

@@ -41,8 +41,9 @@ struct rcv_config {
 };
 
 /* What became of each datagram: it lands in exactly one of accepted,
- * announce_repeat and the counters of refusals (bad_header .. announce_refused,
- * beacon_*). duplicate counts accepted symbols the receiver already held. */
+ * announce_repeat, beacon_ok and the counters of refusals (bad_header ..
+ * announce_refused, the other beacon_*). duplicate counts accepted symbols
+ * the receiver already held. */
 struct rcv_stats {
 	uint64_t datagrams;
 	uint64_t accepted; /* authenticated (or signed) and valid throughout */

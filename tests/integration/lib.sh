@@ -110,6 +110,26 @@ inbox_files() { find "$T/$1/inbox" -mindepth 1 -not -path '*/.sluice*' | wc -l; 
 # staging_parts NAME: staging files (*.part) in NAME's inbox
 staging_parts() { find "$T/$1/inbox/.sluice/staging" -name '*.part' 2>/dev/null | wc -l; }
 
+# counters_add_up NAME: NAME's --stats (written at exit) puts every
+# datagram in exactly one counter, and the last stop record's
+# rejected_frames is the sum of the refusal counters. Prints the figures.
+REFUSALS="bad_header bad_length unknown_session finished_session replayed bad_tag bad_symbol
+	announce_bad announce_not_for_us announce_untrusted announce_bad_signature announce_refused
+	beacon_bad beacon_bad_signature beacon_stale beacon_rate_limited"
+counters_add_up() {
+	local refused=0 c v total rej
+	for c in $REFUSALS; do
+		v=$(stat_of "$1" "$c")
+		refused=$((refused + ${v:-0}))
+	done
+	total=$(($(stat_of "$1" accepted) + $(stat_of "$1" announce_repeat) + $(stat_of "$1" beacon_ok) + refused))
+	rej=$(receipts "$1" | grep '"event":"stop"' | tail -1 | grep -o '"rejected_frames":[0-9]*' |
+		cut -d: -f2)
+	echo "# $1: datagrams $(stat_of "$1" datagrams), counted $total, refused $refused," \
+		"stop record rejected_frames ${rej:-none}"
+	[ "$total" -eq "$(stat_of "$1" datagrams)" ] && [ "${rej:-x}" = "$refused" ]
+}
+
 # receipt_count NAME EVENT: records of that event in NAME's receipt log
 receipt_count() {
 	local log=$T/$1/inbox/.sluice/receipts.jsonl

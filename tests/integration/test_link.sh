@@ -62,4 +62,6 @@ check "its loss matches what the proxy dropped (within 1%)" \
 	test $((lost > dropped ? lost - dropped : dropped - lost)) -le $((sent / 100 + 3))
 check "idle beacons arrive every half second ($(stat_of link beacon_ok) accepted)" \
 	test "$(stat_of link beacon_ok)" -ge 5
+check "every datagram is in exactly one counter, and rejected_frames adds up" \
+	counters_add_up link
 finish

@@ -97,6 +97,8 @@ check "garbage: frames of unknown sessions counted ($(stat_of flood unknown_sess
 check "garbage: junk announcements counted as malformed ($(stat_of flood announce_bad))" \
 	test "$(stat_of flood announce_bad)" -ge 1000
 check "nothing but the legitimate file in the inbox" test "$(inbox_files flood)" -eq 1
+check "flood: every datagram is in exactly one counter, and rejected_frames adds up" \
+	counters_add_up flood
 check "exactly one published receipt" \
 	test "$(grep -c '"event":"published"' "$D/inbox/.sluice/receipts.jsonl")" -eq 1
 check "flood: no rejected/failed receipts from junk" \
@@ -155,6 +157,7 @@ check "refusals are counted ($(stat_of huge announce_refused) >= 1102)" \
 	test "$(stat_of huge announce_refused)" -ge 1102
 check "repeats of a refused announcement are counted as finished ($(stat_of huge finished_session))" \
 	test "$(stat_of huge finished_session)" -ge 5
+check "refused announcements: every datagram in exactly one counter" counters_add_up huge
 
 # --- 3. replayed genuine announcements ---
 # Record: announcements of 8 objects signed by the trusted key, as an
@@ -185,5 +188,6 @@ wait "$F3" 2>/dev/null || true
 stop_recv
 echo "# replay flood: announce_refused=$(stat_of replay announce_refused)" \
 	"announce_repeat=$(stat_of replay announce_repeat) accepted=$(stat_of replay accepted)"
+check "replay flood: every datagram in exactly one counter" counters_add_up replay
 
 finish

@@ -732,6 +732,28 @@ static void test_zstd_bomb(void **state)
 	fixture_free(f);
 }
 
+/* A genuine, signed announcement that the receiver refuses (the object is
+ * over --max-object-size, or the session table is full) is counted in
+ * announce_refused alone: never also in accepted. */
+static void test_refused_announcement(void **state)
+{
+	struct fixture *f = fixture_new(AEAD_XCHACHA20POLY1305);
+
+	(void)state;
+	f->rx.cfg.max_object_size = OBJ_SIZE - 1;
+	feed_expect(f, f->announce.buf, f->announce.len, IDX(announce_refused), "ANNOUNCE",
+	            "too large for this receiver", 0);
+	assert_int_equal(f->rx.r.nsessions, 0);
+	fixture_free(f);
+
+	f = fixture_new(AEAD_XCHACHA20POLY1305);
+	f->rx.cfg.max_sessions = 0;
+	feed_expect(f, f->announce.buf, f->announce.len, IDX(announce_refused), "ANNOUNCE",
+	            "session table full", 0);
+	assert_int_equal(f->rx.r.nsessions, 0);
+	fixture_free(f);
+}
+
 static void test_mutants_xchacha(void **state)
 {
 	(void)state;
@@ -749,10 +771,9 @@ static void test_mutants_aesgcm(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_mutants_xchacha),
-	    cmocka_unit_test(test_mutants_aesgcm),
-	    cmocka_unit_test(test_sealed_corrupt_payload),
-	    cmocka_unit_test(test_zstd_bomb),
+	    cmocka_unit_test(test_mutants_xchacha),        cmocka_unit_test(test_mutants_aesgcm),
+	    cmocka_unit_test(test_sealed_corrupt_payload), cmocka_unit_test(test_zstd_bomb),
+	    cmocka_unit_test(test_refused_announcement),
 	};
 
 	if (crypto_setup() < 0)
