@@ -4,11 +4,14 @@
  * libsodium's on 1400-byte frames (tools/bench_aead, DECISIONS.md §15). */
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 
 #include <gcrypt.h>
 #include <sodium.h>
 
 #include "crypto.h"
+#include "log.h"
 #include "proto/bytes.h"
 
 struct aead_ctx {
@@ -29,6 +32,32 @@ struct aead_ctx {
 
 static enum aead_impl gcm_impl = AEAD_IMPL_LIBSODIUM;
 
+/* libgcrypt mlocks its secure-memory pool, and where mlock fails it uses
+ * the pool unlocked: key schedules could then be written to swap. Its own
+ * warning names no cause or remedy, so it is switched off and this one,
+ * from the same test, is given instead. */
+static void warn_if_unlockable(size_t bytes)
+{
+	struct rlimit rl = {0};
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int locked;
+
+	if (p == MAP_FAILED)
+		return; /* libgcrypt will fail to allocate the pool, and say so */
+	locked = mlock(p, bytes) == 0;
+	if (locked)
+		munlock(p, bytes);
+	munmap(p, bytes);
+	if (locked)
+		return;
+	getrlimit(RLIMIT_MEMLOCK, &rl);
+	log_warn("cannot lock %zu KiB of memory for the AES-GCM session keys (locked-memory limit "
+	         "%llu KiB): they may be swapped to disk. Raise the limit (ulimit -l, or "
+	         "LimitMEMLOCK= in the systemd unit) or, on a receiver, lower --max-sessions",
+	         bytes >> 10,
+	         rl.rlim_cur == RLIM_INFINITY ? 0ull : (unsigned long long)rl.rlim_cur >> 10);
+}
+
 int crypto_setup_contexts(unsigned contexts)
 {
 	static int done;
@@ -48,6 +77,7 @@ int crypto_setup_contexts(unsigned contexts)
 		return 0;
 	if (pool < SECMEM_MIN)
 		pool = SECMEM_MIN;
+	warn_if_unlockable(pool);
 	gcry_control(GCRYCTL_DISABLE_SECMEM_WARN);
 	if (gcry_control(GCRYCTL_INIT_SECMEM, pool, 0) != 0)
 		return 0;

@@ -16,6 +16,31 @@ recv() {
 		--key "$T/keys/receiver/receiver.key" --trust "$T/keys/sender/sender.pub" "$@"
 }
 
+# Key memory: with a locked-memory limit of 64 KiB (and, as root, without
+# CAP_IPC_LOCK), the 16 MiB AES-GCM key pool of --max-sessions 4096 cannot be
+# locked. The receiver must say so, with the limit and the remedy, and not
+# when the pool does fit.
+nocap=()
+[ "$(id -u)" -eq 0 ] && nocap=(setpriv --bounding-set -ipc_lock --inh-caps -ipc_lock)
+memlock_recv() { # LIMIT_BYTES [receiver args]: up for 3 s, then SIGTERM
+	local limit=$1
+	shift
+	mkdir -p "$T/mlock"
+	timeout -k 5 3 "${nocap[@]}" prlimit --memlock="$limit" "$B/sluice-recv" \
+		--listen "127.0.0.1:$PORT" --inbox "$T/mlock" --key "$T/keys/receiver/receiver.key" \
+		--trust "$T/keys/sender/sender.pub" "$@" || true
+}
+lacks() { ! grep -q "$1" "$2"; }
+if command -v prlimit >/dev/null && { [ "$(id -u)" -ne 0 ] || command -v setpriv >/dev/null; }; then
+	memlock_recv 65536 --max-sessions 4096 2>"$T/mlock.log"
+	check "a key pool that cannot be locked is reported, with the limit and the remedy" \
+		grep -q "cannot lock 16400 KiB .*(locked-memory limit 64 KiB).*LimitMEMLOCK=" "$T/mlock.log"
+	memlock_recv $((1 << 20)) 2>"$T/mlock2.log"
+	check "the default pool fits a 1 MiB limit: no warning" lacks "cannot lock" "$T/mlock2.log"
+else
+	echo "no prlimit or setpriv: locked-memory warning not tested"
+fi
+
 set +e
 timeout -k 5 20 "$B/sluice-recv" --listen "127.0.0.1:$PORT" --inbox "$T/inbox" \
 	--key "$T/keys/receiver/receiver.key" --trust "$T/keys/sender/sender.pub" \
