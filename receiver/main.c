@@ -433,6 +433,7 @@ static size_t collect(const struct receiver *r, const struct net_rx *n, uint64_t
 	m[i++] = (struct metric){"oversized", n->truncated, 0};
 	m[i++] = (struct metric){"evicted_groups", r->pool.evicted, 0};
 	m[i++] = (struct metric){"ring_dropped", ring_dropped, 0};
+	m[i++] = (struct metric){"socket_drops", atomic_load(&n->sock_dropped), 0};
 	m[i++] = (struct metric){"sessions_active", r->nsessions, 1};
 	m[i++] = (struct metric){"inflight_bytes", r->pool.bytes, 1};
 	return i;
@@ -619,6 +620,8 @@ static int serve(const struct options *o, struct receiver *r, struct net_rx *n,
 		if (now - last_tick >= 50000000u) {
 			int cp;
 
+			r->ring_dropped = net_ring_dropped(ring);
+			r->socket_drops = atomic_load(&n->sock_dropped);
 			rcv_tick(r, now);
 			cp = receipt_tick(r->log, now);
 			if (cp < 0)

@@ -11,8 +11,15 @@
 
 #include "net.h"
 
+/* Room for both control messages a receive may carry: UDP_GRO's segment
+ * size and SO_RXQ_OVFL's drop count. */
+#define CTL_BYTES (CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(uint32_t)))
+
 #ifndef UDP_GRO
 #define UDP_GRO 104 /* linux/udp.h, since Linux 5.0 */
+#endif
+#ifndef SO_RXQ_OVFL
+#define SO_RXQ_OVFL 40 /* asm-generic/socket.h, since Linux 2.6.33 */
 #endif
 
 int net_open(struct net_rx *n, const struct sockaddr_storage *addr, socklen_t alen, int rcvbuf,
@@ -36,6 +43,11 @@ int net_open(struct net_rx *n, const struct sockaddr_storage *addr, socklen_t al
 	 * has. Older kernels say no and each datagram arrives alone. */
 	int on = 1;
 	n->gro = setsockopt(n->fd, IPPROTO_UDP, UDP_GRO, &on, sizeof(on)) == 0;
+	/* Every receive then carries the kernel's count of datagrams dropped
+	 * on a full socket buffer: loss that is this receiver's, not the
+	 * link's (receipts name it). */
+	(void)setsockopt(n->fd, SOL_SOCKET, SO_RXQ_OVFL, &on, sizeof(on));
+	atomic_store(&n->sock_dropped, 0);
 	if (bind(n->fd, (const struct sockaddr *)addr, alen) < 0) {
 		int e = errno;
 		snprintf(err, errlen, "cannot listen on that address: %s%s", strerror(e),
@@ -54,36 +66,49 @@ int net_open(struct net_rx *n, const struct sockaddr_storage *addr, socklen_t al
 	return 0;
 }
 
-/* The GRO segment size in a received message's control data; 0 when there
- * is none or the buffer holds one datagram. */
-static size_t gro_seg(struct msghdr *m, size_t len)
+/* Control data of a receive: the GRO segment size (0 when there is none
+ * or the buffer holds one datagram), returned, and the socket's count of
+ * dropped packets (SO_RXQ_OVFL, 32 bits that wrap), folded into
+ * n->sock_dropped. */
+static size_t read_cmsgs(struct net_rx *n, struct msghdr *m, size_t len)
 {
+	size_t seg = 0;
+
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
-		int seg;
-		if (c->cmsg_level != IPPROTO_UDP || c->cmsg_type != UDP_GRO ||
-		    c->cmsg_len < CMSG_LEN(sizeof(seg)))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
+			uint32_t drops;
+			uint64_t old = atomic_load_explicit(&n->sock_dropped, memory_order_relaxed);
+			memcpy(&drops, CMSG_DATA(c), sizeof(drops));
+			/* the kernel's counter is 32 bits; ours keeps counting */
+			old += (uint32_t)(drops - (uint32_t)old);
+			atomic_store_explicit(&n->sock_dropped, old, memory_order_relaxed);
 			continue;
-		memcpy(&seg, CMSG_DATA(c), sizeof(seg));
-		if (seg > 0 && (size_t)seg < len)
-			return (size_t)seg;
+		}
+		int v;
+		if (c->cmsg_level != IPPROTO_UDP || c->cmsg_type != UDP_GRO ||
+		    c->cmsg_len < CMSG_LEN(sizeof(v)))
+			continue;
+		memcpy(&v, CMSG_DATA(c), sizeof(v));
+		if (v > 0 && (size_t)v < len)
+			seg = (size_t)v;
 	}
-	return 0;
+	return seg;
 }
 
 int net_recv_into(struct net_rx *n, uint8_t *buf, size_t cap, size_t *len, size_t *seg)
 {
 	struct iovec iov = {.iov_base = buf, .iov_len = cap};
 	union {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CTL_BYTES];
 		struct cmsghdr align;
 	} ctl;
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+	struct msghdr m = {.msg_iov = &iov,
+	                   .msg_iovlen = 1,
+	                   .msg_control = ctl.buf,
+	                   .msg_controllen = sizeof(ctl.buf)};
 	ssize_t rc;
 
-	if (n->gro) {
-		m.msg_control = ctl.buf;
-		m.msg_controllen = sizeof(ctl.buf);
-	}
 	rc = recvmsg(n->fd, &m, MSG_DONTWAIT);
 	if (rc < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
@@ -94,7 +119,7 @@ int net_recv_into(struct net_rx *n, uint8_t *buf, size_t cap, size_t *len, size_
 		*len = 0; /* oversized: rejected as a short frame */
 		return 1;
 	}
-	*seg = gro_seg(&m, *len);
+	*seg = read_cmsgs(n, &m, *len);
 	return 1;
 }
 
@@ -111,7 +136,7 @@ int net_recv(struct net_rx *n, int timeout_ms)
 	struct mmsghdr mm[NET_BATCH];
 	struct iovec iov[NET_BATCH];
 	union {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CTL_BYTES];
 		struct cmsghdr align;
 	} ctl[NET_BATCH];
 	struct pollfd p = {.fd = n->fd, .events = POLLIN};
@@ -119,11 +144,10 @@ int net_recv(struct net_rx *n, int timeout_ms)
 
 	for (unsigned i = 0; i < NET_BATCH; i++) {
 		iov[i] = (struct iovec){.iov_base = net_buf(n, i), .iov_len = NET_BUF_LEN};
-		mm[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i], .msg_iovlen = 1}};
-		if (n->gro) {
-			mm[i].msg_hdr.msg_control = ctl[i].buf;
-			mm[i].msg_hdr.msg_controllen = sizeof(ctl[i].buf);
-		}
+		mm[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i],
+		                                     .msg_iovlen = 1,
+		                                     .msg_control = ctl[i].buf,
+		                                     .msg_controllen = sizeof(ctl[i].buf)}};
 	}
 	rc = recvmmsg(n->fd, mm, NET_BATCH, MSG_DONTWAIT, NULL);
 	if (rc < 0 && errno == EAGAIN) {
@@ -142,7 +166,7 @@ int net_recv(struct net_rx *n, int timeout_ms)
 			n->len[i] = 0; /* oversized: rejected as a short frame */
 			continue;
 		}
-		n->seg[i] = gro_seg(&mm[i].msg_hdr, n->len[i]);
+		n->seg[i] = read_cmsgs(n, &mm[i].msg_hdr, n->len[i]);
 	}
 	return rc;
 }

@@ -3,6 +3,7 @@
 #ifndef SLUICE_RECEIVER_NET_H
 #define SLUICE_RECEIVER_NET_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -18,6 +19,11 @@ struct net_rx {
 	size_t seg[NET_BATCH]; /* GRO segment size, 0 when the buffer is one datagram */
 	int gro;               /* UDP_GRO is on */
 	uint64_t truncated;    /* datagrams larger than a buffer */
+	/* Packets the kernel dropped because the socket buffer was full
+	 * (SO_RXQ_OVFL, as of the last receive; with GRO one packet may hold
+	 * many datagrams); written by the receive thread, read by the main
+	 * thread. */
+	_Atomic uint64_t sock_dropped;
 };
 
 /* Bind addr, ask for rcvbuf bytes of socket buffer (SO_RCVBUFFORCE when

@@ -53,6 +53,10 @@ struct session {
 	const struct trusted_key *sender;
 	struct aead_ctx *aead;
 	uint64_t first_seen, last_seen, end_seen, complete_at;
+	/* r->ring_dropped, r->socket_drops and r->pool.evicted when the
+	 * session began: what this receiver lost itself during the transfer
+	 * (shared by sessions that overlap in time) */
+	uint64_t ring_dropped0, socket_drops0, evicted0;
 	/* anti-replay: bit c % W for counters in (top - W, top] */
 	uint64_t replay_top;
 	uint8_t *replay;
@@ -181,6 +185,24 @@ static void receipt_frames(struct receipt_rec *rec, const struct session *s, int
 		receipt_u64(rec, "blocks_resumed", s->resumed);
 }
 
+/* What this receiver lost itself while s was in transfer, as receipt
+ * fields (those that are not 0); returns whether there was any. */
+static int receipt_own_loss(struct receipt_rec *rec, const struct receiver *r,
+                            const struct session *s)
+{
+	uint64_t ring = r->ring_dropped - s->ring_dropped0;
+	uint64_t sock = r->socket_drops - s->socket_drops0;
+	uint64_t evicted = r->pool.evicted - s->evicted0;
+
+	if (rec && sock)
+		receipt_u64(rec, "socket_drops", sock);
+	if (rec && ring)
+		receipt_u64(rec, "ring_dropped", ring);
+	if (rec && evicted)
+		receipt_u64(rec, "groups_evicted", evicted);
+	return sock || ring || evicted;
+}
+
 /* How much more loss the FEC could have absorbed: for the worst outer-code
  * group, the symbols it received beyond the sum of its blocks' k, as a
  * share of what it received. An upper bound: a product code needs slightly
@@ -295,6 +317,7 @@ static void session_fail(struct receiver *r, struct session *s, const char *even
 	if (kept)
 		receipt_u64(rec, "blocks_kept_for_resend", kept);
 	receipt_frames(rec, s, 0);
+	receipt_own_loss(rec, r, s);
 	receipt_write(rec);
 	log_warn("%s not published (%s): %s", s->manifest_ok ? s->name : "(manifest not received)",
 	         event, reason);
@@ -436,6 +459,9 @@ static void new_session(struct receiver *r, const uint8_t *buf, const struct ann
 	s->an = *an;
 	s->sender = k;
 	s->first_seen = s->last_seen = now;
+	s->ring_dropped0 = r->ring_dropped;
+	s->socket_drops0 = r->socket_drops;
+	s->evicted0 = r->pool.evicted;
 	memcpy(s->announce_raw, buf, PROTO_ANNOUNCE_LEN);
 	rc = open_session_key(r, s);
 	if (rc < 0) {
@@ -1111,6 +1137,7 @@ static void publish(struct receiver *r, struct session *s)
 		receipt_u64(rec, "entries", s->m.entry_count);
 	}
 	receipt_frames(rec, s, 1);
+	receipt_own_loss(rec, r, s);
 	receipt_margin(rec, s);
 	crashpoint("before-published-receipt");
 	receipt_write(rec);
@@ -1184,7 +1211,7 @@ void rcv_tick(struct receiver *r, uint64_t now)
 	}
 	for (unsigned i = r->nsessions; i-- > 0;) {
 		struct session *s = r->sessions[i];
-		char why[160];
+		char why[320];
 
 		/* Idle or finished sender: nothing more is coming for the
 		 * groups in flight, decode what the product code can. */
@@ -1204,11 +1231,16 @@ void rcv_tick(struct receiver *r, uint64_t now)
 		if (complete && (s->end_seen || now - s->complete_at >= r->cfg->end_grace_ns)) {
 			verify_and_publish(r, s);
 		} else if (s->end_seen && now - s->end_seen >= r->cfg->end_grace_ns) {
+			int own = receipt_own_loss(NULL, r, s);
 			snprintf(why, sizeof(why),
 			         "sender finished but %" PRIu32 " of %" PRIu32
-			         " blocks could not be decoded%s",
+			         " blocks could not be decoded%s%s",
 			         s->an.block_count - s->done_count, s->an.block_count,
-			         s->manifest_ok ? "" : " and the manifest was not complete");
+			         s->manifest_ok ? "" : " and the manifest was not complete",
+			         own ? "; this receiver fell behind and dropped frames itself "
+			               "(socket_drops, ring_dropped, groups_evicted): lower the "
+			               "sender's --rate, or raise --rcvbuf, --ring and --memory"
+			             : "");
 			session_fail(r, s, "incomplete", why);
 		} else if (now - s->last_seen >= r->cfg->session_timeout_ns) {
 			snprintf(why, sizeof(why), "no frames for %" PRIu64 " s",

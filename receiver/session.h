@@ -91,6 +91,11 @@ struct receiver {
 	uint64_t refusals_unlogged;
 	unsigned dead_next;
 	struct rcv_stats stats;
+	/* What this receiver dropped itself, kept up to date by the caller of
+	 * rcv_handle: datagrams on a full receive ring, and the kernel's count
+	 * of packets dropped on a full socket buffer (with GRO one packet can
+	 * be a train of up to 64 KiB of datagrams). */
+	uint64_t ring_dropped, socket_drops;
 };
 
 __attribute__((warn_unused_result)) int rcv_init(struct receiver *r, const struct rcv_config *cfg,
