@@ -43,7 +43,7 @@ int net_open(struct net_rx *n, const struct sockaddr_storage *addr, socklen_t al
 	 * has. Older kernels say no and each datagram arrives alone. */
 	int on = 1;
 	n->gro = setsockopt(n->fd, IPPROTO_UDP, UDP_GRO, &on, sizeof(on)) == 0;
-	/* Every receive then carries the kernel's count of datagrams dropped
+	/* Every receive then carries the kernel's count of packets dropped
 	 * on a full socket buffer: loss that is this receiver's, not the
 	 * link's (receipts name it). */
 	(void)setsockopt(n->fd, SOL_SOCKET, SO_RXQ_OVFL, &on, sizeof(on));
