@@ -1146,6 +1146,13 @@ static void publish(struct receiver *r, struct session *s)
 	log_info("published %s (%" PRIu64 " bytes, blake2b-256 %.16s..., %" PRIu64
 	         " symbols rebuilt by the FEC)",
 	         s->name, s->an.object_size, hex, s->repaired);
+	if (receipt_own_loss(NULL, r, s))
+		log_warn(
+		    "while receiving %s this receiver fell behind and dropped frames itself "
+		    "(see socket_drops, ring_dropped, groups_evicted in its receipt); the FEC "
+		    "made up for them this time: lower the sender's --rate, or raise --rcvbuf, "
+		    "--ring and --memory",
+		    s->name);
 	r->stats.published++;
 	session_remove(r, s);
 }
