@@ -396,8 +396,7 @@ struct metric {
 #define MAX_METRICS 40
 
 /* Every counter the receiver keeps, for --stats and --metrics. */
-static size_t collect(const struct receiver *r, const struct net_rx *n, uint64_t ring_dropped,
-                      struct metric *m)
+static size_t collect(const struct receiver *r, const struct net_rx *n, struct metric *m)
 {
 	const struct rcv_stats *s = &r->stats;
 	size_t i = 0;
@@ -432,8 +431,8 @@ static size_t collect(const struct receiver *r, const struct net_rx *n, uint64_t
 #undef C
 	m[i++] = (struct metric){"oversized", n->truncated, 0};
 	m[i++] = (struct metric){"evicted_groups", r->pool.evicted, 0};
-	m[i++] = (struct metric){"ring_dropped", ring_dropped, 0};
-	m[i++] = (struct metric){"socket_drops", atomic_load(&n->sock_dropped), 0};
+	m[i++] = (struct metric){"ring_dropped", r->ring_dropped, 0};
+	m[i++] = (struct metric){"socket_drops", r->socket_drops, 0};
 	m[i++] = (struct metric){"sessions_active", r->nsessions, 1};
 	m[i++] = (struct metric){"inflight_bytes", r->pool.bytes, 1};
 	return i;
@@ -475,10 +474,10 @@ static void write_metrics(const char *path, const struct metric *m, size_t count
 }
 
 static void export_counters(const struct options *o, const struct receiver *r,
-                            const struct net_rx *n, uint64_t ring_dropped, int final)
+                            const struct net_rx *n, int final)
 {
 	struct metric m[MAX_METRICS];
-	size_t count = collect(r, n, ring_dropped, m);
+	size_t count = collect(r, n, m);
 
 	if (o->metrics)
 		write_metrics(o->metrics, m, count);
@@ -603,6 +602,14 @@ static int confine(const struct options *o, const char *state, const char *recei
 
 #define METRICS_NS 10000000000ull
 
+/* What the receive side dropped itself (full ring, full socket buffer), for
+ * the receipts of the transfers it hit and for the counters. */
+static void note_own_drops(struct receiver *r, const struct net_rx *n, const struct net_ring *ring)
+{
+	r->ring_dropped = net_ring_dropped(ring);
+	r->socket_drops = atomic_load(&n->sock_dropped);
+}
+
 static int serve(const struct options *o, struct receiver *r, struct net_rx *n,
                  struct net_ring *ring)
 {
@@ -620,8 +627,7 @@ static int serve(const struct options *o, struct receiver *r, struct net_rx *n,
 		if (now - last_tick >= 50000000u) {
 			int cp;
 
-			r->ring_dropped = net_ring_dropped(ring);
-			r->socket_drops = atomic_load(&n->sock_dropped);
+			note_own_drops(r, n, ring);
 			rcv_tick(r, now);
 			cp = receipt_tick(r->log, now);
 			if (cp < 0)
@@ -629,7 +635,8 @@ static int serve(const struct options *o, struct receiver *r, struct net_rx *n,
 			last_tick = now;
 		}
 		if (o->metrics && now - last_export >= METRICS_NS) {
-			export_counters(o, r, n, net_ring_dropped(ring), 0);
+			note_own_drops(r, n, ring);
+			export_counters(o, r, n, 0);
 			last_export = now;
 		}
 		if (o->once && r->stats.published + r->stats.failed > 0)
@@ -651,7 +658,6 @@ int main(int argc, char **argv)
 	socklen_t alen;
 	char err[600], state[PATH_MAX], receipts[PATH_MAX + 32];
 	struct net_ring *ring = NULL;
-	uint64_t ring_dropped;
 	int rc = EXIT_FAILED, stale, have_r = 0, stop_rc, cp;
 
 	/* Blocks in flight are allocated and freed all the time (a row is up
@@ -731,7 +737,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	rc = serve(&o, &r, &net, ring);
-	ring_dropped = net_ring_dropped(ring);
+	note_own_drops(&r, &net, ring); /* the ring is gone after net_ring_stop */
 	stop_rc = net_ring_stop(ring);
 	if (stop_rc < 0) {
 		log_err("receiving failed: %s", strerror(-stop_rc));
@@ -742,7 +748,7 @@ int main(int argc, char **argv)
 	cp = receipt_checkpoint(log); /* covers this run up to "stop" */
 	if (cp < 0 && cp != -ENOKEY)
 		checkpoint_failed(cp);
-	export_counters(&o, &r, &net, ring_dropped, 1);
+	export_counters(&o, &r, &net, 1);
 out:
 	if (have_r)
 		rcv_free(&r);
