@@ -66,7 +66,7 @@ struct udp_txq {
 	pthread_cond_t space; /* tail moved or err set */
 	pthread_t thread;
 	struct io_uring ring; /* the thread's sends, if ring_open */
-	int want_ring, ring_open;
+	int ring_open;
 	/* the caller's reservation: where its entry starts, and how many
 	 * bytes were skipped to the start of the buffer to keep it whole */
 	size_t res_off, res_skip, res_len;
@@ -282,8 +282,9 @@ static void *tx_thread(void *arg)
 	struct udp_tx *t = arg;
 	struct udp_txq *q = t->q;
 
-	/* The ring belongs to this thread (IORING_SETUP_SINGLE_ISSUER). */
-	q->ring_open = q->want_ring && open_ring(&q->ring, t->fd);
+	/* The ring belongs to this thread (IORING_SETUP_SINGLE_ISSUER):
+	 * use_uring says until here whether to try one. */
+	q->ring_open = atomic_load(&t->use_uring) && open_ring(&q->ring, t->fd);
 	atomic_store(&t->use_uring, q->ring_open);
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
@@ -361,7 +362,7 @@ int udp_tx_open(struct udp_tx *t, const struct sockaddr_storage *dst, socklen_t 
 	t->overhead = dst->ss_family == AF_INET6 ? 48 : 28;
 	t->rate_bps = rate_bps;
 	atomic_store(&t->use_gso, !!(flags & UDP_TX_GSO));
-	q->want_ring = !!(flags & UDP_TX_URING);
+	atomic_store(&t->use_uring, !!(flags & UDP_TX_URING)); /* tx_thread decides */
 	t->t_next = now_ns();
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_cond_init(&q->more, NULL);
