@@ -129,7 +129,8 @@ wall_of() { tail -1 "$1" | awk '{ w = $1 } END { printf "%.3f", (w > 0 ? w : 0.0
 
 # ================= (a) raw ceiling =================
 CEIL=0 # payload Gb/s, loss-free
-ceiling_run() { # RATE(0 = unpaced) SECONDS -> sets C_SENT C_RECV C_GBPS C_SWIRE
+CEIL_PPS=0 # datagrams per second received at that rate
+ceiling_run() { # RATE(0 = unpaced) SECONDS -> sets C_SENT C_RECV C_GBPS C_PPS C_SWIRE
 	local rate=$1 secs=$2 p
 	next_port
 	p=$PORT
@@ -144,16 +145,18 @@ ceiling_run() { # RATE(0 = unpaced) SECONDS -> sets C_SENT C_RECV C_GBPS C_SWIRE
 	C_SENT=$(grep -o 'sent=[0-9]*' "$W/ceil.send" | cut -d= -f2 || true)
 	C_RECV=$(grep -o 'received=[0-9]*' "$W/ceil.sink" | cut -d= -f2 || true)
 	C_GBPS=$(grep -o ' gbps=[0-9.]*' "$W/ceil.sink" | cut -d= -f2 || true)
+	C_PPS=$(grep -o ' pps=[0-9]*' "$W/ceil.sink" | cut -d= -f2 || true)
 	C_SWIRE=$(grep -o 'wire_gbps=[0-9.]*' "$W/ceil.send" | cut -d= -f2 || true)
-	C_SENT=${C_SENT:-0} C_RECV=${C_RECV:--1} C_GBPS=${C_GBPS:-0} C_SWIRE=${C_SWIRE:-0}
+	C_SENT=${C_SENT:-0} C_RECV=${C_RECV:--1} C_GBPS=${C_GBPS:-0} C_PPS=${C_PPS:-0}
+	C_SWIRE=${C_SWIRE:-0}
 }
 if ! skip ceiling; then
 	log "(a) raw UDP ceiling: GSO blaster -> recvmmsg sink, 1472-byte datagrams"
 	ceiling_run 0 3
 	say "(a) unpaced: sent $(calc "$C_SWIRE") Gb/s wire, received $(calc "$C_GBPS") Gb/s" \
-		"payload, lost $((C_SENT - C_RECV)) of $C_SENT"
+		"payload, $(calc "$C_PPS / 1e6" 3) Mpps, lost $((C_SENT - C_RECV)) of $C_SENT"
 	if [ "$C_SENT" = "$C_RECV" ]; then
-		CEIL=$C_GBPS
+		CEIL=$C_GBPS CEIL_PPS=$C_PPS
 	else
 		# bisect paced wire rates between half and all of what the sender reached
 		lo=$(calc "$C_SWIRE * 0.5"); hi=$C_SWIRE
@@ -162,16 +165,19 @@ if ! skip ceiling; then
 			ceiling_run "${mid}g" 3
 			if [ "$C_SENT" = "$C_RECV" ]; then
 				lo=$mid
-				CEIL=$(calc "$C_GBPS > $CEIL ? $C_GBPS : $CEIL" 4)
+				if [ "$(calc "$C_GBPS > $CEIL" 0)" = 1 ]; then
+					CEIL=$C_GBPS CEIL_PPS=$C_PPS
+				fi
 				r=ok
 			else
 				hi=$mid
 				r="lost $((C_SENT - C_RECV))"
 			fi
-			say "(a) paced ${mid}g: received $(calc "$C_GBPS") Gb/s payload, $r"
+			say "(a) paced ${mid}g: received $(calc "$C_GBPS") Gb/s payload," \
+				"$(calc "$C_PPS / 1e6" 3) Mpps, $r"
 		done
 	fi
-	say "(a) raw ceiling (loss-free): $(calc "$CEIL") Gb/s payload"
+	say "(a) raw ceiling (loss-free): $(calc "$CEIL") Gb/s payload, $(calc "$CEIL_PPS / 1e6" 3) Mpps"
 fi
 
 # ================= (b) sluice =================
@@ -179,7 +185,7 @@ fi
 # (file Gb/s over the send phase) S_E2E (file Gb/s, sender start to publication)
 # S_WIRE (sender's wire Mb/s) and leaves times in $W/NAME.{send,recv}.time
 sluice_run() {
-	local name=$1 file=$2 rate=$3 p out t0 t1 rrc=0 src=0 secs
+	local name=$1 file=$2 rate=$3 p out t0 t1 rrc=0 src=0 secs dgrams
 	shift 3
 	next_port
 	p=$PORT
@@ -210,17 +216,20 @@ sluice_run() {
 	S_GOOD=$(calc "${secs:-0} > 0 ? $(stat -c %s "$file") * 8 / ${secs:-1} / 1e9 : 0" 3)
 	S_E2E=$(calc "$(stat -c %s "$file") * 8 / ($t1 - $t0) / 1e9" 3)
 	S_WIRE=${S_WIRE:-0}
+	# datagrams the receiver took in, over the send phase
+	dgrams=$(grep -o '^datagrams=[0-9]*' "$out.stats" 2>/dev/null | cut -d= -f2 || true)
+	S_PPS=$(calc "${secs:-0} > 0 ? ${dgrams:-0} / ${secs:-1} / 1e6 : 0" 3)
 }
 sluice_line() { # LABEL NAME
 	say "$1 requested $2: $([ "$S_OK" = 1 ] && echo identical || echo FAILED)," \
-		"wire $(calc "$S_WIRE / 1000" 2) Gb/s, goodput $S_GOOD Gb/s (send phase)," \
+		"wire $(calc "$S_WIRE / 1000" 2) Gb/s ($S_PPS Mpps), goodput $S_GOOD Gb/s (send phase)," \
 		"$S_E2E Gb/s end to end; CPU send $(cpu_of "$W/$3.send.time") s," \
 		"recv $(cpu_of "$W/$3.recv.time") s; peak RSS send $(rss_of "$W/$3.send.time") MiB," \
 		"recv $(rss_of "$W/$3.recv.time") MiB"
 }
 
 RECV_ARGS=() # extra sluice-recv options
-SL_BEST=0 SL_E2E=0 SL_RATE="" SL_NAME=""
+SL_BEST=0 SL_E2E=0 SL_PPS=0 SL_RATE="" SL_NAME=""
 if ! skip sluice; then
 	log "(b) sluice --fec $FEC_PCT%, full crypto, random file"
 	# One unreported transfer first: on a VM with free page reporting the
@@ -238,7 +247,7 @@ if ! skip sluice; then
 		sluice_line "(b) sluice" "${rate}g" "sl$i"
 		if [ "$S_OK" = 1 ]; then
 			if [ "$(calc "$S_GOOD > $SL_BEST" 0)" = 1 ]; then
-				SL_BEST=$S_GOOD SL_E2E=$S_E2E SL_RATE=${rate}g SL_NAME=sl$i
+				SL_BEST=$S_GOOD SL_E2E=$S_E2E SL_PPS=$S_PPS SL_RATE=${rate}g SL_NAME=sl$i
 			fi
 			lo=$rate
 		else
@@ -511,8 +520,9 @@ fi
 # ================= summary =================
 say ""
 say "summary (${MB} MiB, loopback, $(nproc) CPUs; load average now $(cut -d' ' -f1-3 /proc/loadavg)):"
-say "  raw ceiling       $(calc "$CEIL" 2) Gb/s payload"
-say "  sluice (10% FEC)  $SL_BEST Gb/s goodput, $SL_E2E Gb/s end to end, at --rate ${SL_RATE:-none}"
+say "  raw ceiling       $(calc "$CEIL" 2) Gb/s payload, $(calc "$CEIL_PPS / 1e6" 3) Mpps (1472-byte datagrams)"
+say "  sluice (10% FEC)  $SL_BEST Gb/s goodput, $SL_E2E Gb/s end to end, at --rate ${SL_RATE:-none}" \
+	"($SL_PPS Mpps received)"
 say "  udpcast async     $UC_SEND Gb/s goodput, $UC_BEST Gb/s end to end, at --max-bitrate ${UC_RATE:-none}"
 if [ "$(calc "$CEIL > 0" 0)" = 1 ]; then
 	say "  sluice / ceiling  $(calc "$SL_BEST / $CEIL * 100" 0)% (target >= 60%)"
