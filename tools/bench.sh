@@ -5,6 +5,7 @@
 #   udp_ceiling send ──UDP GSO──► udp_ceiling sink          (a) raw ceiling, no FEC/crypto
 #   sluice-send ──────FEC+AEAD──► sluice-recv → inbox       (b) sluice, --fec 10%
 #   udp-sender --async --fec ──► udp-receiver → file        (c) udpcast one-way, ~10% FEC
+#   bench_hash                                             (h) the content hash's bound
 #   sluice-send ─────────────────► udp_ceiling sink          pacing: achieved vs --rate
 #   sluice-send ─────────────────► udp_ceiling sink          sides: the sender alone
 #   udp_ceiling replay (a recorded sluice-send run) ─► sluice-recv   the receiver alone
@@ -20,8 +21,8 @@
 #   BENCH_DIR=DIR                  work directory (default: a fresh /tmp dir, removed)
 #   BUILD_DIR=DIR                  binaries (default build-bench, configured and built here)
 #   BENCH_PACE_S=10                seconds per pacing run
-#   BENCH_SKIP="udpcast profile"   steps to skip: ceiling sluice text udpcast pacing jumbo
-#                                  sides profile
+#   BENCH_SKIP="udpcast profile"   steps to skip: ceiling hash sluice text udpcast pacing
+#                                  jumbo sides profile
 #   BENCH_RSS_GB=10                also send a sparse N GiB file (--no-compress) for the
 #                                  receiver's peak RSS (off by default: slow)
 # Results are printed and kept in DIR/results.txt (the directory is kept when
@@ -81,7 +82,7 @@ if [ -z "${BUILD_DIR:-}" ]; then
 	B=$ROOT/build-bench
 	cmake -S "$ROOT" -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build "$B" -j"$(nproc)" --target sluice-send sluice-recv sluice-keygen udp_ceiling \
-		>/dev/null
+		bench_hash >/dev/null
 else
 	B=$(cd "$BUILD_DIR" && pwd)
 fi
@@ -178,6 +179,24 @@ if ! skip ceiling; then
 		done
 	fi
 	say "(a) raw ceiling (loss-free): $(calc "$CEIL") Gb/s payload, $(calc "$CEIL_PPS / 1e6" 3) Mpps"
+fi
+
+# ================= (h) the content hash's bound =================
+# The receiver checks every byte with one sequential BLAKE2b stream (PROTOCOL.md
+# §8.1), so one core's BLAKE2b speed bounds its goodput, whatever else it does
+# and however many cores it has. bench_hash measures that stream as sluice runs it.
+HASH_GBPS=0
+if ! skip hash; then
+	if [ ! -x "$B/bench_hash" ]; then
+		log "no $B/bench_hash: skipping (h)"
+	elif H=$("$B/bench_hash" 256); then
+		HASH_GBPS=$(awk '/libsodium \(baseline\)/ { printf "%.3f", $(NF - 1) * 8 }' <<<"$H")
+		say "(h) BLAKE2b content stream (libsodium, one core): $(calc "$HASH_GBPS / 8" 2) GB/s," \
+			"so at most $(calc "$HASH_GBPS" 2) Gb/s of verified goodput"
+		grep libgcrypt <<<"$H" | sed 's/^ */(h)   /' | tee -a "$RES"
+	else
+		log "bench_hash failed: skipping (h)"
+	fi
 fi
 
 # ================= (b) sluice =================
@@ -526,6 +545,11 @@ say "  sluice (10% FEC)  $SL_BEST Gb/s goodput, $SL_E2E Gb/s end to end, at --ra
 say "  udpcast async     $UC_SEND Gb/s goodput, $UC_BEST Gb/s end to end, at --max-bitrate ${UC_RATE:-none}"
 if [ "$(calc "$CEIL > 0" 0)" = 1 ]; then
 	say "  sluice / ceiling  $(calc "$SL_BEST / $CEIL * 100" 0)% (target >= 60%)"
+fi
+if [ "$(calc "$HASH_GBPS > 0" 0)" = 1 ]; then
+	say "  hash bound        $(calc "$HASH_GBPS" 2) Gb/s (one BLAKE2b stream; sluice reached" \
+		"$(calc "$SL_BEST / $HASH_GBPS * 100" 0)% of it)$([ "$(calc "$CEIL > 0" 0)" = 1 ] &&
+			echo ", 60% of the ceiling is $(calc "$CEIL * 0.6" 2) Gb/s")"
 fi
 if [ "$(calc "$UC_BEST > 0" 0)" = 1 ]; then
 	say "  sluice / udpcast  $(calc "$SL_BEST / $UC_SEND" 2)x goodput, $(calc "$SL_E2E / $UC_BEST" 2)x" \
