@@ -131,18 +131,26 @@ wall_of() { tail -1 "$1" | awk '{ w = $1 } END { printf "%.3f", (w > 0 ? w : 0.0
 # ================= (a) raw ceiling =================
 CEIL=0 # payload Gb/s, loss-free
 CEIL_PPS=0 # datagrams per second received at that rate
-ceiling_run() { # RATE(0 = unpaced) SECONDS -> sets C_SENT C_RECV C_GBPS C_PPS C_SWIRE
+CEIL_CPU=0 # CPU-s (blaster + sink) per GB of payload at that rate: the kernel's UDP work alone
+ceiling_run() { # RATE(0 = unpaced) SECONDS -> sets C_SENT C_RECV C_GBPS C_PPS C_SWIRE C_CPU
 	local rate=$1 secs=$2 p
 	next_port
 	p=$PORT
-	"$B/udp_ceiling" sink --listen "127.0.0.1:$p" --idle-ms 700 >"$W/ceil.sink" 2>/dev/null &
+	$TIME -f "$TFMT" -o "$W/ceil.sink.time" "$B/udp_ceiling" sink --listen "127.0.0.1:$p" \
+		--idle-ms 700 >"$W/ceil.sink" 2>/dev/null &
 	local spid=$!
 	PIDS+=("$spid")
 	sleep 0.2
 	local args=(--to "127.0.0.1:$p" --seconds "$secs")
 	[ "$rate" != 0 ] && args+=(--rate "$rate")
-	"$B/udp_ceiling" send "${args[@]}" >"$W/ceil.send"
+	$TIME -f "$TFMT" -o "$W/ceil.send.time" "$B/udp_ceiling" send "${args[@]}" >"$W/ceil.send"
 	wait "$spid" || true
+	local bytes
+	bytes=$(grep -o ' bytes=[0-9]*' "$W/ceil.sink" | cut -d= -f2 || true)
+	C_CPU=0
+	if [ "${bytes:-0}" -gt 0 ]; then
+		C_CPU=$(calc "($(cpu_of "$W/ceil.send.time") + $(cpu_of "$W/ceil.sink.time")) / ($bytes / 1e9)")
+	fi
 	C_SENT=$(grep -o 'sent=[0-9]*' "$W/ceil.send" | cut -d= -f2 || true)
 	C_RECV=$(grep -o 'received=[0-9]*' "$W/ceil.sink" | cut -d= -f2 || true)
 	C_GBPS=$(grep -o ' gbps=[0-9.]*' "$W/ceil.sink" | cut -d= -f2 || true)
@@ -157,7 +165,7 @@ if ! skip ceiling; then
 	say "(a) unpaced: sent $(calc "$C_SWIRE") Gb/s wire, received $(calc "$C_GBPS") Gb/s" \
 		"payload, $(calc "$C_PPS / 1e6" 3) Mpps, lost $((C_SENT - C_RECV)) of $C_SENT"
 	if [ "$C_SENT" = "$C_RECV" ]; then
-		CEIL=$C_GBPS CEIL_PPS=$C_PPS
+		CEIL=$C_GBPS CEIL_PPS=$C_PPS CEIL_CPU=$C_CPU
 	else
 		# bisect paced wire rates between half and all of what the sender reached
 		lo=$(calc "$C_SWIRE * 0.5"); hi=$C_SWIRE
@@ -167,7 +175,7 @@ if ! skip ceiling; then
 			if [ "$C_SENT" = "$C_RECV" ]; then
 				lo=$mid
 				if [ "$(calc "$C_GBPS > $CEIL" 0)" = 1 ]; then
-					CEIL=$C_GBPS CEIL_PPS=$C_PPS
+					CEIL=$C_GBPS CEIL_PPS=$C_PPS CEIL_CPU=$C_CPU
 				fi
 				r=ok
 			else
@@ -178,7 +186,8 @@ if ! skip ceiling; then
 				"$(calc "$C_PPS / 1e6" 3) Mpps, $r"
 		done
 	fi
-	say "(a) raw ceiling (loss-free): $(calc "$CEIL") Gb/s payload, $(calc "$CEIL_PPS / 1e6" 3) Mpps"
+	say "(a) raw ceiling (loss-free): $(calc "$CEIL") Gb/s payload, $(calc "$CEIL_PPS / 1e6" 3) Mpps;" \
+		"blaster + sink CPU $(calc "$CEIL_CPU") s per GB of payload (the kernel's UDP work alone)"
 fi
 
 # ================= (h) the content hash's bound =================
@@ -550,6 +559,16 @@ if [ "$(calc "$HASH_GBPS > 0" 0)" = 1 ]; then
 	say "  hash bound        $(calc "$HASH_GBPS" 2) Gb/s (one BLAKE2b stream; sluice reached" \
 		"$(calc "$SL_BEST / $HASH_GBPS * 100" 0)% of it)$([ "$(calc "$CEIL > 0" 0)" = 1 ] &&
 			echo ", 60% of the ceiling is $(calc "$CEIL * 0.6" 2) Gb/s")"
+fi
+if [ "$(calc "$CEIL > 0 && $CEIL_CPU > 0" 0)" = 1 ]; then
+	# At 60% of the ceiling, the UDP work alone keeps this many CPUs busy; what is
+	# left, per GB, is all sluice may spend on FEC, AEAD, hashing and file I/O.
+	R60=$(calc "$CEIL * 0.6 / 8") # GB/s of payload
+	K60=$(calc "$R60 * $CEIL_CPU" 2)
+	say "  at 60% of ceiling the UDP work alone keeps $K60 of $(nproc) CPUs busy, leaving" \
+		"$(calc "($(nproc) - $K60) / $R60" 2) CPU-s per GB for FEC, AEAD, hashing and file I/O$(
+			[ "$(calc "$HASH_GBPS > 0" 0)" = 1 ] &&
+				echo " (the receiver's BLAKE2b alone needs $(calc "8 / $HASH_GBPS" 2))")"
 fi
 if [ "$(calc "$UC_BEST > 0" 0)" = 1 ]; then
 	say "  sluice / udpcast  $(calc "$SL_BEST / $UC_SEND" 2)x goodput, $(calc "$SL_E2E / $UC_BEST" 2)x" \
