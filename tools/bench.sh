@@ -21,6 +21,8 @@
 #   BENCH_DIR=DIR                  work directory (default: a fresh /tmp dir, removed)
 #   BUILD_DIR=DIR                  binaries (default build-bench, configured and built here)
 #   BENCH_PACE_S=10                seconds per pacing run
+#   BENCH_PACE_RATES="1 3 6"       Gb/s of the pacing runs (a rate above what the sender
+#                                  can encode shows as 'waited for frames')
 #   BENCH_SKIP="udpcast profile"   steps to skip: ceiling hash sluice text udpcast pacing
 #                                  jumbo sides profile
 #   BENCH_RSS_GB=10                also send a sparse N GiB file (--no-compress) for the
@@ -32,6 +34,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MB=${BENCH_MB:-1024}
 PACE_S=${BENCH_PACE_S:-10}
+PACE_RATES=${BENCH_PACE_RATES:-1 3 6}
 SKIP=" ${BENCH_SKIP:-} "
 RSS_GB=${BENCH_RSS_GB:-0}
 FEC_PCT=10
@@ -369,7 +372,7 @@ fi
 
 # ================= pacing =================
 if ! skip pacing; then
-	for rate in 1 3; do
+	for rate in $PACE_RATES; do
 		# enough passes of the random file for about PACE_S seconds
 		passes=$(calc "($rate * 1e9 * $PACE_S / 8) / ($BYTES * 1.1)" 0)
 		[ "$passes" -lt 1 ] && passes=1
