@@ -16,7 +16,7 @@
 # rather than absolute numbers on a shared machine. Then: the compressible
 # file, --mtu 9000, and a perf profile of sender and receiver.
 #
-# Usage: tools/bench.sh            (1 GiB files, about 5-8 minutes)
+# Usage: tools/bench.sh            (1 GiB files, about 8-10 minutes)
 #   BENCH_MB=256 tools/bench.sh    smaller files for a quick run
 #   BENCH_DIR=DIR                  work directory (default: a fresh /tmp dir, removed)
 #   BUILD_DIR=DIR                  binaries (default build-bench, configured and built here)
