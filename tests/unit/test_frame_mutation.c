@@ -26,6 +26,7 @@
 #include <cmocka.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sodium.h>
@@ -811,6 +812,53 @@ static void test_own_drop_covered(void **state)
 	fixture_free(f);
 }
 
+/* An overrun receiver can drop the sender's END frames too: the transfer
+ * then ends by the session timeout, and its reason must still name the
+ * cause. Block 2 and everything after it (outer parity, HEARTBEAT, END)
+ * never leave the ring (own = 1), or are lost on the link (own = 0): the
+ * object is recorded incomplete with the blocks missing, and the advice to
+ * slow the sender down only when this receiver dropped them itself. */
+static void own_drop_timeout(int own)
+{
+	struct fixture *f = fixture_new(AEAD_XCHACHA20POLY1305);
+
+	feed_copy(f, f->announce.buf, f->announce.len);
+	assert_int_equal(f->rx.r.nsessions, 1);
+	for (unsigned i = 0; i < f->nframes; i++) {
+		const uint8_t *b = f->frames[i].buf;
+		if (b[5] == FRAME_MANIFEST || (b[5] == FRAME_DATA && get_le32(b + 24) < 2))
+			feed_copy(f, b, f->frames[i].len);
+		else if (own)
+			f->rx.r.ring_dropped++;
+	}
+	/* blocks 0 and 1 are written and hashed on the writer's threads:
+	 * tick until it has nothing left, then once more to collect */
+	for (int i = 0, idle = 0; i < 5000 && !idle; i++) {
+		pthread_mutex_lock(&f->rx.r.writer.mu);
+		idle = f->rx.r.writer.jobs == 0;
+		pthread_mutex_unlock(&f->rx.r.writer.mu);
+		rcv_tick(&f->rx.r, NOW + 1);
+		if (!idle)
+			usleep(1000);
+	}
+	assert_int_equal(f->rx.r.stats.failed, 0);
+	rcv_tick(&f->rx.r, NOW + f->rx.cfg.session_timeout_ns + 1);
+	assert_int_equal(f->rx.r.stats.failed, 1);
+	assert_int_equal(f->rx.r.stats.published, 0);
+	assert_true(file_contains(f->rx.receipts, "\"event\":\"incomplete\""));
+	assert_true(file_contains(f->rx.receipts, "no frames for 60 s, 1 of 3 blocks not decoded"));
+	assert_int_equal(file_contains(f->rx.receipts, "this receiver fell behind"), own);
+	assert_int_equal(file_contains(f->rx.receipts, "\"ring_dropped\":"), own);
+	fixture_free(f);
+}
+
+static void test_own_drop_timeout(void **state)
+{
+	(void)state;
+	own_drop_timeout(1);
+	own_drop_timeout(0);
+}
+
 static void test_mutants_xchacha(void **state)
 {
 	(void)state;
@@ -831,6 +879,7 @@ int main(void)
 	    cmocka_unit_test(test_mutants_xchacha),        cmocka_unit_test(test_mutants_aesgcm),
 	    cmocka_unit_test(test_sealed_corrupt_payload), cmocka_unit_test(test_zstd_bomb),
 	    cmocka_unit_test(test_refused_announcement),   cmocka_unit_test(test_own_drop_covered),
+	    cmocka_unit_test(test_own_drop_timeout),
 	};
 
 	if (crypto_setup() < 0)
