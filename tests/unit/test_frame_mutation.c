@@ -541,12 +541,36 @@ static struct frame *find_frame(struct fixture *f, int type, uint32_t block, uns
 	return NULL;
 }
 
-static void run(enum aead_alg alg)
+/* The whole-content hash runs on its own thread: tick until it is done
+ * and the object published or failed (a few ms; 5 s at most). */
+static void wait_verdict(struct fixture *f)
 {
-	struct fixture *f = fixture_new(alg);
+	for (int i = 0; i < 5000 && f->rx.r.stats.published + f->rx.r.stats.failed == 0; i++) {
+		rcv_tick(&f->rx.r, NOW + 1);
+		usleep(1000);
+	}
+}
+
+/* The object was published, and the inbox holds exactly its content. */
+static void assert_published_identical(struct fixture *f)
+{
 	char path[160];
 	uint8_t got[OBJ_SIZE + 1];
 	int fd;
+
+	assert_int_equal(f->rx.r.stats.published, 1);
+	assert_int_equal(f->rx.r.stats.failed, 0);
+	snprintf(path, sizeof(path), "%s/inbox/%s", f->rx.dir, NAME);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, got, sizeof(got)), OBJ_SIZE);
+	close(fd);
+	assert_memory_equal(got, f->content, OBJ_SIZE);
+}
+
+static void run(enum aead_alg alg)
+{
+	struct fixture *f = fixture_new(alg);
 
 	/* 1. Announcement mutants before the session exists: none may
 	 * create one, each is counted where the rejection order says. */
@@ -590,20 +614,8 @@ static void run(enum aead_alg alg)
 	for (unsigned i = 0; i < f->nframes; i++)
 		if (!f->frames[i].fed)
 			feed_genuine(f, &f->frames[i]);
-	/* The whole-content hash runs on its own thread: tick until it is
-	 * done and the object published (a few ms; 5 s at most). */
-	for (int i = 0; i < 5000 && f->rx.r.stats.published + f->rx.r.stats.failed == 0; i++) {
-		rcv_tick(&f->rx.r, NOW + 1);
-		usleep(1000);
-	}
-	assert_int_equal(f->rx.r.stats.published, 1);
-	assert_int_equal(f->rx.r.stats.failed, 0);
-	snprintf(path, sizeof(path), "%s/inbox/%s", f->rx.dir, NAME);
-	fd = open(path, O_RDONLY);
-	assert_true(fd >= 0);
-	assert_int_equal(read(fd, got, sizeof(got)), OBJ_SIZE);
-	close(fd);
-	assert_memory_equal(got, f->content, OBJ_SIZE);
+	wait_verdict(f);
+	assert_published_identical(f);
 	print_message("%s: %lu mutants rejected as predicted, %lu no-op replacements skipped\n",
 	              aead_name(alg), f->mutants, f->noops);
 	fixture_free(f);
@@ -765,8 +777,7 @@ static void test_own_drop_covered(void **state)
 {
 	struct fixture *f = fixture_new(AEAD_XCHACHA20POLY1305);
 	const struct frame *skipped = find_frame(f, FRAME_DATA, 1, 2);
-	char path[160], logpath[200];
-	uint8_t got[OBJ_SIZE + 1];
+	char logpath[200];
 	int fd, saved;
 
 	(void)state;
@@ -788,22 +799,12 @@ static void test_own_drop_covered(void **state)
 		}
 		feed_copy(f, f->frames[i].buf, f->frames[i].len);
 	}
-	for (int i = 0; i < 5000 && f->rx.r.stats.published + f->rx.r.stats.failed == 0; i++) {
-		rcv_tick(&f->rx.r, NOW + 1);
-		usleep(1000);
-	}
+	wait_verdict(f);
 	fflush(stderr);
 	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
 	close(saved);
 
-	assert_int_equal(f->rx.r.stats.published, 1);
-	assert_int_equal(f->rx.r.stats.failed, 0);
-	snprintf(path, sizeof(path), "%s/inbox/%s", f->rx.dir, NAME);
-	fd = open(path, O_RDONLY);
-	assert_true(fd >= 0);
-	assert_int_equal(read(fd, got, sizeof(got)), OBJ_SIZE);
-	close(fd);
-	assert_memory_equal(got, f->content, OBJ_SIZE);
+	assert_published_identical(f);
 	assert_true(file_contains(f->rx.receipts, "\"event\":\"published\""));
 	assert_true(file_contains(f->rx.receipts, "\"ring_dropped\":1,"));
 	assert_false(file_contains(f->rx.receipts, "\"socket_drops\""));
