@@ -185,11 +185,6 @@ static void receipt_frames(struct receipt_rec *rec, const struct session *s, int
 		receipt_u64(rec, "blocks_resumed", s->resumed);
 }
 
-/* The end of a failure reason when this receiver dropped frames itself. */
-#define OWN_LOSS_HINT                                                                              \
-	"; this receiver fell behind and dropped frames itself (socket_drops, ring_dropped, "      \
-	"groups_evicted): lower the sender's --rate, or raise --rcvbuf, --ring and --memory"
-
 /* What this receiver lost itself while s was in transfer, as receipt
  * fields (those that are not 0); returns whether there was any. */
 static int receipt_own_loss(struct receipt_rec *rec, const struct receiver *r,
@@ -1200,6 +1195,25 @@ static void verify_and_publish(struct receiver *r, struct session *s)
 	}
 }
 
+/* s ends incomplete with blocks missing: the reason is head, how many
+ * blocks were not decoded (verb), whether the manifest was missing too, and
+ * whether this receiver dropped frames itself (then, what to change). */
+static void fail_undecoded(struct receiver *r, struct session *s, const char *head,
+                           const char *verb)
+{
+	char why[320];
+
+	snprintf(why, sizeof(why), "%s%" PRIu32 " of %" PRIu32 " blocks %s%s%s", head,
+	         s->an.block_count - s->done_count, s->an.block_count, verb,
+	         s->manifest_ok ? "" : " and the manifest was not complete",
+	         receipt_own_loss(NULL, r, s)
+	             ? "; this receiver fell behind and dropped frames itself (socket_drops, "
+	               "ring_dropped, groups_evicted): lower the sender's --rate, or raise "
+	               "--rcvbuf, --ring and --memory"
+	             : "");
+	session_fail(r, s, "incomplete", why);
+}
+
 void rcv_tick(struct receiver *r, uint64_t now)
 {
 	collect_stored(r, now);
@@ -1223,7 +1237,6 @@ void rcv_tick(struct receiver *r, uint64_t now)
 	}
 	for (unsigned i = r->nsessions; i-- > 0;) {
 		struct session *s = r->sessions[i];
-		char why[320];
 
 		/* Idle or finished sender: nothing more is coming for the
 		 * groups in flight, decode what the product code can. */
@@ -1243,25 +1256,15 @@ void rcv_tick(struct receiver *r, uint64_t now)
 		if (complete && (s->end_seen || now - s->complete_at >= r->cfg->end_grace_ns)) {
 			verify_and_publish(r, s);
 		} else if (s->end_seen && now - s->end_seen >= r->cfg->end_grace_ns) {
-			snprintf(why, sizeof(why),
-			         "sender finished but %" PRIu32 " of %" PRIu32
-			         " blocks could not be decoded%s%s",
-			         s->an.block_count - s->done_count, s->an.block_count,
-			         s->manifest_ok ? "" : " and the manifest was not complete",
-			         receipt_own_loss(NULL, r, s) ? OWN_LOSS_HINT : "");
-			session_fail(r, s, "incomplete", why);
+			fail_undecoded(r, s, "sender finished but ", "could not be decoded");
 		} else if (now - s->last_seen >= r->cfg->session_timeout_ns) {
 			/* The sender's END frames can be among what an overrun
 			 * receiver dropped: then this is how the transfer ends, and
 			 * the cause must still be named. */
-			snprintf(why, sizeof(why),
-			         "no frames for %" PRIu64 " s, %" PRIu32 " of %" PRIu32
-			         " blocks not decoded%s%s",
-			         r->cfg->session_timeout_ns / 1000000000u,
-			         s->an.block_count - s->done_count, s->an.block_count,
-			         s->manifest_ok ? "" : " and the manifest not complete",
-			         receipt_own_loss(NULL, r, s) ? OWN_LOSS_HINT : "");
-			session_fail(r, s, "incomplete", why);
+			char head[48];
+			snprintf(head, sizeof(head), "no frames for %" PRIu64 " s, ",
+			         r->cfg->session_timeout_ns / 1000000000u);
+			fail_undecoded(r, s, head, "not decoded");
 		}
 	}
 }

@@ -459,6 +459,13 @@ static void wait_idle(struct writer *w)
 		pthread_cond_wait(&w->idle, &w->mu);
 }
 
+void writer_wait_idle(struct writer *w)
+{
+	pthread_mutex_lock(&w->mu);
+	wait_idle(w);
+	pthread_mutex_unlock(&w->mu);
+}
+
 int writer_take(struct writer *w, void *owner, struct wdone *out)
 {
 	int got;

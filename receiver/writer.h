@@ -103,6 +103,10 @@ __attribute__((warn_unused_result)) int writer_submit_lent(struct writer *w, voi
 /* Take one completion; 1 when *out was filled, 0 when there is none. */
 int writer_collect(struct writer *w, struct wdone *out);
 
+/* Wait until every queued block has been written and hashed; its
+ * completion is then waiting for writer_collect. */
+void writer_wait_idle(struct writer *w);
+
 /* Wait until every queued block has been written and hashed. Then, with take, hand
  * back one completion of owner (1, or 0 when it has none left); with
  * forget, drop all of owner's completions (it is going away). */

@@ -18,21 +18,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <gcrypt.h>
 #include <sodium.h>
 
+#include "common/util.h"
+
 #define HASH_LEN 32
 #define ROUNDS   3
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* The prefix hashes of every block, on libsodium, as the protocol does. */
 static void stream_sodium(const uint8_t *data, size_t size, size_t block, uint8_t *out)

@@ -26,7 +26,6 @@
 #include <cmocka.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sodium.h>
@@ -833,15 +832,9 @@ static void own_drop_timeout(int own)
 			f->rx.r.ring_dropped++;
 	}
 	/* blocks 0 and 1 are written and hashed on the writer's threads:
-	 * tick until it has nothing left, then once more to collect */
-	for (int i = 0, idle = 0; i < 5000 && !idle; i++) {
-		pthread_mutex_lock(&f->rx.r.writer.mu);
-		idle = f->rx.r.writer.jobs == 0;
-		pthread_mutex_unlock(&f->rx.r.writer.mu);
-		rcv_tick(&f->rx.r, NOW + 1);
-		if (!idle)
-			usleep(1000);
-	}
+	 * wait for them, then tick to collect */
+	writer_wait_idle(&f->rx.r.writer);
+	rcv_tick(&f->rx.r, NOW + 1);
 	assert_int_equal(f->rx.r.stats.failed, 0);
 	rcv_tick(&f->rx.r, NOW + f->rx.cfg.session_timeout_ns + 1);
 	assert_int_equal(f->rx.r.stats.failed, 1);
