@@ -14,11 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <sodium.h>
 
 #include "common/crypto.h"
+#include "common/util.h"
 
 #define PHASE_NS 400000000ull /* per timed loop */
 
@@ -27,14 +27,6 @@ struct impl {
 	enum aead_alg alg;
 	enum aead_impl gcm;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static struct aead_ctx *make(const struct impl *im, const uint8_t key[static 32])
 {

@@ -16,11 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <isa-l/erasure_code.h>
 
 #include "common/fec.h"
+#include "common/util.h"
 
 #define PHASE_NS   300000000ull /* per timed loop */
 #define N_PATTERNS 64           /* > the decode cache's 16 slots */
@@ -33,14 +33,6 @@ struct bench {
 	uint8_t *rec;  /* k recovery buffers */
 	uint8_t *cauchy;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static uint8_t *sym_at(struct bench *b, unsigned i)
 {
