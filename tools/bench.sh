@@ -3,6 +3,7 @@
 # Loopback benchmark: sluice against the raw UDP ceiling and udpcast.
 #
 #   udp_ceiling send ──UDP GSO──► udp_ceiling sink          (a) raw ceiling, no FEC/crypto
+#                                 (then --gro, as sluice-recv: its kernel CPU per GB)
 #   sluice-send ──────FEC+AEAD──► sluice-recv → inbox       (b) sluice, --fec 10%
 #   udp-sender --async --fec ──► udp-receiver → file        (c) udpcast one-way, ~10% FEC
 #   bench_hash                                             (h) the content hash's bound
@@ -85,7 +86,7 @@ if [ -z "${BUILD_DIR:-}" ]; then
 	B=$ROOT/build-bench
 	cmake -S "$ROOT" -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build "$B" -j"$(nproc)" --target sluice-send sluice-recv sluice-keygen udp_ceiling \
-		bench_hash >/dev/null
+		bench_hash bench_aead bench_fec >/dev/null
 else
 	B=$(cd "$BUILD_DIR" && pwd)
 fi
@@ -135,12 +136,16 @@ wall_of() { tail -1 "$1" | awk '{ w = $1 } END { printf "%.3f", (w > 0 ? w : 0.0
 CEIL=0 # payload Gb/s, loss-free
 CEIL_PPS=0 # datagrams per second received at that rate
 CEIL_CPU=0 # CPU-s (blaster + sink) per GB of payload at that rate: the kernel's UDP work alone
-ceiling_run() { # RATE(0 = unpaced) SECONDS -> sets C_SENT C_RECV C_GBPS C_PPS C_SWIRE C_CPU
+CEIL_GRO_CPU=0 # the same at the same rate with the sink on UDP_GRO, as sluice-recv receives
+# ceiling_run RATE(0 = unpaced) SECONDS [sink options] -> sets C_SENT C_RECV C_GBPS C_PPS
+# C_SWIRE C_CPU
+ceiling_run() {
 	local rate=$1 secs=$2 p
+	shift 2
 	next_port
 	p=$PORT
 	$TIME -f "$TFMT" -o "$W/ceil.sink.time" "$B/udp_ceiling" sink --listen "127.0.0.1:$p" \
-		--idle-ms 700 >"$W/ceil.sink" 2>/dev/null &
+		--idle-ms 700 "$@" >"$W/ceil.sink" 2>/dev/null &
 	local spid=$!
 	PIDS+=("$spid")
 	sleep 0.2
@@ -191,6 +196,20 @@ if ! skip ceiling; then
 	fi
 	say "(a) raw ceiling (loss-free): $(calc "$CEIL") Gb/s payload, $(calc "$CEIL_PPS / 1e6" 3) Mpps;" \
 		"blaster + sink CPU $(calc "$CEIL_CPU") s per GB of payload (the kernel's UDP work alone)"
+	# sluice-recv turns UDP_GRO on. On loopback a GSO super-datagram then reaches
+	# the socket whole, never split into one skb per datagram, so the same
+	# traffic costs the kernel less: measured at the ceiling's rate, for the CPU
+	# budget below. Unpaced, the GRO sink's figure is close to memory bandwidth,
+	# not a per-datagram ceiling; it is printed for completeness.
+	if [ "$(calc "$CEIL > 0" 0)" = 1 ]; then
+		ceiling_run "$(calc "$CEIL * 1500 / 1472")g" 3 --gro
+		[ "$C_SENT" = "$C_RECV" ] && CEIL_GRO_CPU=$C_CPU
+		say "(a) the same rate into a UDP_GRO sink (as sluice-recv receives): blaster + sink CPU" \
+			"$(calc "$C_CPU") s per GB of payload, lost $((C_SENT - C_RECV)) of $C_SENT"
+		ceiling_run 0 3 --gro
+		say "(a) unpaced into a UDP_GRO sink: received $(calc "$C_GBPS") Gb/s payload," \
+			"lost $((C_SENT - C_RECV)) of $C_SENT (coalesced buffers, not a per-datagram ceiling)"
+	fi
 fi
 
 # ================= (h) the content hash's bound =================
@@ -198,6 +217,7 @@ fi
 # §8.1), so one core's BLAKE2b speed bounds its goodput, whatever else it does
 # and however many cores it has. bench_hash measures that stream as sluice runs it.
 HASH_GBPS=0
+PRIM_CPU=0 # CPU-s per GB that BLAKE2b, the AEAD and the RS encode need, from this run
 if ! skip hash; then
 	if [ ! -x "$B/bench_hash" ]; then
 		log "no $B/bench_hash: skipping (h)"
@@ -208,6 +228,33 @@ if ! skip hash; then
 		grep libgcrypt <<<"$H" | sed 's/^ */(h)   /' | tee -a "$RES"
 	else
 		log "bench_hash failed: skipping (h)"
+	fi
+	# What the send phase cannot do without, per GB of file, from single-thread
+	# primitive speeds in this run: the receiver's BLAKE2b, one AEAD seal and one
+	# open, and the RS encode at --fec 10% (inner k = 128, m = 4 over the 32 data
+	# and 2 parity rows of a group; outer 32 + 2 across them, DECISIONS.md §1).
+	# File I/O, copies, zstd and the UDP work come on top, so this is a floor.
+	if [ "$(calc "$HASH_GBPS > 0" 0)" = 1 ] && [ -x "$B/bench_aead" ] && [ -x "$B/bench_fec" ]; then
+		A=$("$B/bench_aead" 1472 || true)
+		AEAD_NAME="AES-256-GCM (libgcrypt)"
+		AEAD_GBS=$(awk '/aes256gcm  libgcrypt/ { for (i = 1; i < NF; i++) if ($i == "seal+open")
+			print $(i + 1) }' <<<"$A")
+		if [ -z "$AEAD_GBS" ]; then
+			AEAD_NAME="XChaCha20-Poly1305"
+			AEAD_GBS=$(awk '/xchacha20poly1305/ { for (i = 1; i < NF; i++) if ($i == "seal+open")
+				print $(i + 1) }' <<<"$A")
+		fi
+		RS_IN=$("$B/bench_fec" 128 4 1416 | awk '/^encode/ && $6 == "MB/s" { print $5 }' || true)
+		RS_OUT=$("$B/bench_fec" 32 2 181248 | awk '/^encode/ && $6 == "MB/s" { print $5 }' || true)
+		if [ -n "$AEAD_GBS" ] && [ -n "$RS_IN" ] && [ -n "$RS_OUT" ]; then
+			C_HASH=$(calc "8 / $HASH_GBPS") C_AEAD=$(calc "2 / $AEAD_GBS")
+			C_RS=$(calc "1000 / $RS_IN * 34 / 32 + 1000 / $RS_OUT")
+			PRIM_CPU=$(calc "$C_HASH + $C_AEAD + $C_RS")
+			say "(h) primitives per GB of file: BLAKE2b $C_HASH + $AEAD_NAME seal and open $C_AEAD" \
+				"+ RS encode $C_RS = $PRIM_CPU CPU-s (one thread each; before file I/O and UDP)"
+		else
+			log "bench_aead or bench_fec printed nothing usable: no primitive floor"
+		fi
 	fi
 fi
 
@@ -573,33 +620,48 @@ say ""
 say "summary (${MB} MiB, loopback, $(nproc) CPUs; load average now $(cut -d' ' -f1-3 /proc/loadavg)):"
 skip ceiling ||
 	say "  raw ceiling       $(calc "$CEIL" 2) Gb/s payload, $(calc "$CEIL_PPS / 1e6" 3) Mpps (1472-byte datagrams)"
-say "  sluice (10% FEC)  $SL_BEST Gb/s goodput, $SL_E2E Gb/s end to end, at --rate ${SL_RATE:-none}" \
-	"($SL_PPS Mpps received)"
+skip sluice ||
+	say "  sluice (10% FEC)  $SL_BEST Gb/s goodput, $SL_E2E Gb/s end to end, at --rate ${SL_RATE:-none}" \
+		"($SL_PPS Mpps received)"
 skip udpcast ||
 	say "  udpcast async     $UC_SEND Gb/s goodput, $UC_BEST Gb/s end to end, at --max-bitrate ${UC_RATE:-none}"
-if [ "$(calc "$CEIL > 0" 0)" = 1 ]; then
+if ! skip sluice && [ "$(calc "$CEIL > 0" 0)" = 1 ]; then
 	say "  sluice / ceiling  $(calc "$SL_BEST / $CEIL * 100" 0)% (target >= 60%)"
 fi
 if [ "$(calc "$HASH_GBPS > 0" 0)" = 1 ]; then
-	say "  hash bound        $(calc "$HASH_GBPS" 2) Gb/s (one BLAKE2b stream; sluice reached" \
-		"$(calc "$SL_BEST / $HASH_GBPS * 100" 0)% of it)$([ "$(calc "$CEIL > 0" 0)" = 1 ] &&
-			echo ", 60% of the ceiling is $(calc "$CEIL * 0.6" 2) Gb/s")"
+	say "  hash bound        $(calc "$HASH_GBPS" 2) Gb/s (one BLAKE2b stream$(
+		[ "$(calc "$SL_BEST > 0" 0)" = 1 ] &&
+			echo "; sluice reached $(calc "$SL_BEST / $HASH_GBPS * 100" 0)% of it"))$(
+		[ "$(calc "$CEIL > 0" 0)" = 1 ] && echo ", 60% of the ceiling is $(calc "$CEIL * 0.6" 2) Gb/s")"
 fi
 if [ "$(calc "$CEIL > 0 && $CEIL_CPU > 0" 0)" = 1 ]; then
 	# At 60% of the ceiling, the UDP work alone keeps this many CPUs busy; what is
 	# left, per GB, is all sluice may spend on FEC, AEAD, hashing and file I/O.
+	# Priced with the GRO sink's kernel cost when there is one: that is the path
+	# sluice-recv takes, and the cheaper of the two.
+	KCPU=$CEIL_CPU KHOW="no GRO"
+	[ "$(calc "$CEIL_GRO_CPU > 0" 0)" = 1 ] && KCPU=$CEIL_GRO_CPU KHOW="with GRO, as sluice-recv"
 	R60=$(calc "$CEIL * 0.6 / 8") # GB/s of payload
-	K60=$(calc "$R60 * $CEIL_CPU" 2)
-	say "  at 60% of ceiling the UDP work alone keeps $K60 of $(nproc) CPUs busy, leaving" \
+	K60=$(calc "$R60 * $KCPU" 2)
+	say "  at 60% of ceiling the UDP work alone ($KHOW) keeps $K60 of $(nproc) CPUs busy, leaving" \
 		"$(calc "($(nproc) - $K60) / $R60" 2) CPU-s per GB for FEC, AEAD, hashing and file I/O$(
 			[ "$(calc "$HASH_GBPS > 0" 0)" = 1 ] &&
 				echo " (the receiver's BLAKE2b alone needs $(calc "8 / $HASH_GBPS" 2))")"
+	if [ "$(calc "$PRIM_CPU > 0" 0)" = 1 ]; then
+		# the most goodput two CPUs could carry if sluice did nothing but its
+		# primitives and the kernel's UDP work, each byte once
+		PMAX=$(calc "$(nproc) / ($PRIM_CPU + $KCPU) * 8" 2)
+		say "  primitive floor   $PRIM_CPU + UDP $(calc "$KCPU" 2) CPU-s per GB: $(nproc) CPUs carry at most" \
+			"$PMAX Gb/s, $(calc "$PMAX / $CEIL * 100" 0)% of the ceiling$(
+				[ "$(calc "$SL_BEST > 0" 0)" = 1 ] &&
+					echo " (sluice reached $(calc "$SL_BEST / $PMAX * 100" 0)% of that)")"
+	fi
 fi
 if [ "$(calc "$UC_BEST > 0" 0)" = 1 ]; then
 	say "  sluice / udpcast  $(calc "$SL_BEST / $UC_SEND" 2)x goodput, $(calc "$SL_E2E / $UC_BEST" 2)x" \
 		"end to end (target >= 3x)"
 fi
-say "  target 4 Gb/s     $([ "$(calc "$SL_BEST >= 4" 0)" = 1 ] && echo met || echo "not met")"
+skip sluice || say "  target 4 Gb/s     $([ "$(calc "$SL_BEST >= 4" 0)" = 1 ] && echo met || echo "not met")"
 if ! skip sides; then
 	say "  sender alone      $SA_GOOD Gb/s goodput (send phase, --rate 8g into a sink)"
 	say "  receiver alone    $RA_BEST Gb/s goodput (a recorded send played back at ${RA_RATE:-none})"
