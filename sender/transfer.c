@@ -11,7 +11,7 @@
  *       row about B/(GROUP+P) symbols and each column as few),
  *       with one manifest symbol every MF_EVERY data frames (carousel),
  *       an ANNOUNCE every ANNOUNCE_NS and a HEARTBEAT every HEARTBEAT_NS
- *   → ANNOUNCE → MANIFEST (all symbols) → END x3
+ *   → ANNOUNCE → MANIFEST (all symbols) → END x3, spread over END_GAP_NS
  *
  * A receiver that joins late still gets the announcement and manifest.
  */
@@ -42,6 +42,11 @@
 #define HEARTBEAT_NS 250000000ull
 #define PROGRESS_NS  200000000ull
 
+/* When each END leaves, after the first (which leaves once every earlier
+ * frame has). 250 ms covers draining a full default ring and socket
+ * buffer (64 + 64 MiB) at about 4 Gb/s. */
+static const uint64_t END_GAP_NS[3] = {0, 50000000ull, 250000000ull};
+
 struct tctx {
 	const struct transfer_args *a;
 	struct udp_tx *tx;
@@ -65,7 +70,7 @@ struct tctx {
 	unsigned maxrep;
 	unsigned repstride; /* repair symbols per row in repbuf for this group */
 	uint8_t *scratch;   /* one frame */
-	uint64_t t_start, t_ann, t_hb, t_prog;
+	uint64_t t_start, t_ann, t_hb, t_prog, t_end;
 	uint64_t bytes_done; /* raw bytes of the current pass */
 };
 
@@ -440,14 +445,25 @@ static int run(struct tctx *c, char *err, size_t errlen)
 		rc = send_one(c, c->announce, sizeof(c->announce));
 	if (rc == 0)
 		rc = send_manifest_cycle(c);
-	for (int i = 0; i < 3 && rc == 0; i++) {
-		rc = send_status(c, FRAME_END, a->passes);
-		usleep(2000);
-	}
 	/* Exit status and the summary's time are about frames that left,
-	 * not frames still queued for the transmit thread. */
+	 * not frames still queued for the transmit thread: the send phase
+	 * ends when the first END has left. The other two follow END_GAP_NS
+	 * apart in wire time, not in queue time. A receiver that fell behind
+	 * and is dropping what arrives while it catches up (its ring or
+	 * socket buffer full) has then drained its backlog, at the defaults,
+	 * before the last END arrives, and learns that the sender finished
+	 * instead of waiting out its session timeout. */
 	if (rc == 0)
 		rc = udp_tx_flush(c->tx);
+	for (int i = 0; i < 3 && rc == 0; i++) {
+		if (i > 0)
+			sleep_until_ns(c->t_end + END_GAP_NS[i]);
+		rc = send_status(c, FRAME_END, a->passes);
+		if (rc == 0)
+			rc = udp_tx_flush(c->tx);
+		if (i == 0)
+			c->t_end = now_ns();
+	}
 	if (rc < 0)
 		snprintf(err, errlen, "sending failed: %s", strerror(-rc));
 	return rc;
@@ -533,7 +549,7 @@ int transfer_file(const struct transfer_args *a, struct transfer_result *res, ch
 		res->files = res->bundle ? src.nfiles : 1;
 		res->stored_bytes = c.enc.stored_bytes;
 		res->frames = c.enc.counter;
-		res->seconds_ns = now_ns() - c.t_start;
+		res->seconds_ns = c.t_end - c.t_start;
 		memcpy(res->object_id, c.plan.object_id, PROTO_HASH_LEN);
 		memcpy(res->content_hash, c.plan.content_hash, PROTO_HASH_LEN);
 	}

@@ -47,4 +47,51 @@ if replay lost $((total / 2)) 600; then
 else
 	ok "a burst of 600 in a full group loses the object"
 fi
+
+# The sender's three END frames leave spread in wire time (PROTOCOL.md §10):
+# the first after every other frame, the others 50 and 250 ms after it, so a
+# receiver that is dropping a backlog's worth of arrivals still gets one.
+# A sink notes when each datagram arrives and its type (header byte 5).
+if command -v python3 >/dev/null; then
+	next_ports
+	python3 - "$RP" >"$T/times.log" 2>&1 <<'PYEOF' &
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(10)
+last_other, ends = None, []
+while len(ends) < 3:
+    try:
+        d = s.recv(65536)
+    except socket.timeout:
+        break
+    t = time.monotonic()
+    if len(d) > 5 and d[5] == 5:
+        ends.append(t)
+    else:
+        last_other = t
+print("ends=%d" % len(ends))
+if ends and last_other is not None:
+    print("after_first_end=%d" % (last_other > ends[0]))
+for i in (1, 2):
+    if len(ends) > i:
+        print("gap%d_ms=%d" % (i, round((ends[i] - ends[0]) * 1000)))
+PYEOF
+	TPID=$!
+	PIDS+=("$TPID")
+	sleep 0.5
+	check "a send to the timing sink" send "$RP" "$T/obj.bin" --rate 300m
+	wait_exit "$TPID" 20 || true
+	sed 's/^/# /' "$T/times.log"
+	v() { grep "^$1=" "$T/times.log" | cut -d= -f2; }
+	check "three END frames arrive" test "$(v ends)" = 3
+	check "no other frame arrives after the first END" test "$(v after_first_end)" = 0
+	check "the second END arrives 50 ms after the first ($(v gap1_ms) ms)" \
+		test "$(v gap1_ms)" -ge 45 -a "$(v gap1_ms)" -le 150
+	check "the third END arrives 250 ms after the first ($(v gap2_ms) ms)" \
+		test "$(v gap2_ms)" -ge 245 -a "$(v gap2_ms)" -le 600
+else
+	echo "ok - # skip END spacing: no python3"
+fi
 finish
