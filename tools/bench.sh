@@ -425,8 +425,10 @@ if ! skip pacing; then
 		[ "$passes" -lt 1 ] && passes=1
 		[ "$passes" -gt 100 ] && passes=100
 		next_port
-		"$B/udp_ceiling" sink --listen "127.0.0.1:$PORT" --idle-ms 1500 >"$W/pace$rate.sink" \
-			2>/dev/null &
+		# The last two END frames (80 bytes) trail the data by 50 and 250 ms
+		# (PROTOCOL.md §10): idle time, not pacing, so the sink leaves them out.
+		"$B/udp_ceiling" sink --listen "127.0.0.1:$PORT" --idle-ms 1500 --min-size 100 \
+			>"$W/pace$rate.sink" 2>/dev/null &
 		spid=$!
 		PIDS+=("$spid")
 		sleep 0.2

@@ -79,7 +79,7 @@ static _Noreturn void usage(int status)
 	    "usage: udp_ceiling send --to HOST:PORT [--size N] [--seconds S | --bytes N]\n"
 	    "                        [--rate RATE] [--no-gso]\n"
 	    "       udp_ceiling sink --listen HOST:PORT [--idle-ms MS] [--max-seconds S]\n"
-	    "                        [--rcvbuf BYTES] [--gro] [--record FILE]\n"
+	    "                        [--rcvbuf BYTES] [--gro] [--record FILE] [--min-size N]\n"
 	    "       udp_ceiling replay --to HOST:PORT --file FILE [--rate RATE] [--cut BACK:N]\n"
 	    "\n"
 	    "  --size N        UDP payload bytes per datagram (default 1472, MTU 1500)\n"
@@ -88,6 +88,8 @@ static _Noreturn void usage(int status)
 	    "  --idle-ms MS    sink stops MS after its last datagram (default 1000)\n"
 	    "  --gro           sink enables UDP_GRO (coalesced receive)\n"
 	    "  --record FILE   sink writes each datagram to FILE (4-byte length, bytes)\n"
+	    "  --min-size N    sink leaves datagrams under N bytes out of its counts and its\n"
+	    "                  time window (sluice's END frames, which trail the data)\n"
 	    "  --file FILE     replay sends the datagrams of a --record file, in order\n"
 	    "  --cut BACK:N    replay leaves out N datagrams from BACK before the end\n");
 	exit(status);
@@ -154,6 +156,7 @@ struct opts {
 	size_t size;
 	double seconds, bytes, rate, rcvbuf;
 	int idle_ms, gso, gro;
+	size_t min_size;        /* sink: datagrams shorter than this are not counted */
 	size_t cut_back, cut_n; /* replay: leave out cut_n datagrams from cut_back before the end */
 };
 
@@ -289,7 +292,7 @@ static int do_sink(const struct opts *o)
 	int rcvbuf = (int)o->rcvbuf, on = 1;
 	unsigned hdr;
 	uint8_t *buf;
-	uint64_t n = 0, bytes = 0, first = 0, last = 0, start = now_ns();
+	uint64_t n = 0, bytes = 0, first = 0, last = 0, last_any = 0, start = now_ns();
 	struct iovec iov[BATCH];
 	struct mmsghdr mm[BATCH];
 	char ctl[BATCH][CMSG_SPACE(sizeof(int))];
@@ -345,12 +348,12 @@ static int do_sink(const struct opts *o)
 		uint64_t now = now_ns();
 		if (rc < 0 && (errno == EAGAIN || errno == EINTR)) {
 			int wait_ms = o->idle_ms;
-			if (n && now - last >= (uint64_t)o->idle_ms * 1000000u)
+			if (last_any && now - last_any >= (uint64_t)o->idle_ms * 1000000u)
 				break;
 			if (!n && o->seconds > 0 && now - start > (uint64_t)(o->seconds * 1e9))
 				break;
-			if (n)
-				wait_ms = o->idle_ms - (int)((now - last) / 1000000u);
+			if (last_any)
+				wait_ms = o->idle_ms - (int)((now - last_any) / 1000000u);
 			struct pollfd p = {.fd = fd, .events = POLLIN};
 			(void)poll(&p, 1, wait_ms > 0 ? wait_ms : 1);
 			continue;
@@ -359,9 +362,7 @@ static int do_sink(const struct opts *o)
 			perror("udp_ceiling: recvmmsg");
 			break;
 		}
-		if (!n)
-			first = now;
-		last = now;
+		last_any = now;
 		for (int i = 0; i < rc; i++) {
 			uint64_t len = mm[i].msg_len, segs = 1, seglen = len;
 			if (o->gro) {
@@ -377,8 +378,6 @@ static int do_sink(const struct opts *o)
 						}
 					}
 			}
-			n += segs;
-			bytes += len;
 			for (uint64_t off = 0; rec && off < len; off += seglen) {
 				uint32_t l = (uint32_t)(len - off < seglen ? len - off : seglen);
 				if (fwrite(&l, sizeof(l), 1, rec) != 1 ||
@@ -388,8 +387,15 @@ static int do_sink(const struct opts *o)
 					break;
 				}
 			}
+			if (seglen < o->min_size)
+				continue;
+			if (!n)
+				first = now;
+			last = now;
+			n += segs;
+			bytes += len;
 		}
-		if (o->seconds > 0 && now - first > (uint64_t)(o->seconds * 1e9))
+		if (n && o->seconds > 0 && now - first > (uint64_t)(o->seconds * 1e9))
 			break;
 	}
 	print_rate("received", n, bytes, hdr, (double)(last - first) / 1e9, "");
@@ -542,6 +548,7 @@ int main(int argc, char **argv)
 	                                         {"max-seconds", required_argument, NULL, 'S'},
 	                                         {"rcvbuf", required_argument, NULL, 'B'},
 	                                         {"record", required_argument, NULL, 'R'},
+	                                         {"min-size", required_argument, NULL, 'm'},
 	                                         {"file", required_argument, NULL, 'F'},
 	                                         {"cut", required_argument, NULL, 'C'},
 	                                         {"help", no_argument, NULL, 'h'},
@@ -593,6 +600,11 @@ int main(int argc, char **argv)
 			break;
 		case 'G':
 			o.gso = 0;
+			break;
+		case 'm':
+			if (parse_num(optarg, &v) < 0 || v < 0 || v > MAX_PAYLOAD)
+				usage(EXIT_USAGE);
+			o.min_size = (size_t)v;
 			break;
 		case 'R':
 		case 'F':
