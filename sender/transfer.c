@@ -11,7 +11,7 @@
  *       row about B/(GROUP+P) symbols and each column as few),
  *       with one manifest symbol every MF_EVERY data frames (carousel),
  *       an ANNOUNCE every ANNOUNCE_NS and a HEARTBEAT every HEARTBEAT_NS
- *   → ANNOUNCE → MANIFEST (all symbols) → END x3, spread over END_GAP_NS
+ *   → ANNOUNCE → MANIFEST (all symbols) → END x3, spread over up to END_SPREAD_NS
  *
  * A receiver that joins late still gets the announcement and manifest.
  */
@@ -42,10 +42,13 @@
 #define HEARTBEAT_NS 250000000ull
 #define PROGRESS_NS  200000000ull
 
-/* When each END leaves, after the first (which leaves once every earlier
- * frame has). 250 ms covers draining a full default ring and socket
- * buffer (64 + 64 MiB) at about 4 Gb/s. */
-static const uint64_t END_GAP_NS[3] = {0, 50000000ull, 250000000ull};
+/* The last END leaves this long after the first (which leaves once every
+ * other frame has), the middle one a fifth of the way: 250 ms covers
+ * draining a full default ring and socket buffer (64 + 64 MiB) at about
+ * 4 Gb/s. A session shorter than that spreads them over its own length
+ * instead: a receiver cannot be further behind than the whole session, and
+ * a spool of small files should not wait 250 ms each. */
+#define END_SPREAD_NS 250000000ull
 
 struct tctx {
 	const struct transfer_args *a;
@@ -447,22 +450,27 @@ static int run(struct tctx *c, char *err, size_t errlen)
 		rc = send_manifest_cycle(c);
 	/* Exit status and the summary's time are about frames that left,
 	 * not frames still queued for the transmit thread: the send phase
-	 * ends when the first END has left. The other two follow END_GAP_NS
-	 * apart in wire time, not in queue time. A receiver that fell behind
+	 * ends when the first END has left. The other two follow spread out
+	 * in wire time, not in queue time. A receiver that fell behind
 	 * and is dropping what arrives while it catches up (its ring or
 	 * socket buffer full) has then drained its backlog, at the defaults,
 	 * before the last END arrives, and learns that the sender finished
 	 * instead of waiting out its session timeout. */
 	if (rc == 0)
 		rc = udp_tx_flush(c->tx);
+	uint64_t spread = 0;
 	for (int i = 0; i < 3 && rc == 0; i++) {
 		if (i > 0)
-			sleep_until_ns(c->t_end + END_GAP_NS[i]);
+			sleep_until_ns(c->t_end + (i == 1 ? spread / 5 : spread));
 		rc = send_status(c, FRAME_END, a->passes);
 		if (rc == 0)
 			rc = udp_tx_flush(c->tx);
-		if (i == 0)
+		if (i == 0) {
 			c->t_end = now_ns();
+			spread = c->t_end - c->t_start;
+			if (spread > END_SPREAD_NS)
+				spread = END_SPREAD_NS;
+		}
 	}
 	if (rc < 0)
 		snprintf(err, errlen, "sending failed: %s", strerror(-rc));
