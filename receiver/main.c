@@ -408,6 +408,7 @@ static size_t collect(const struct receiver *r, const struct net_rx *n, struct m
 	C(bad_length);
 	C(unknown_session);
 	C(finished_session);
+	C(late_status);
 	C(replayed);
 	C(bad_tag);
 	C(bad_symbol);
@@ -498,7 +499,7 @@ static void lifecycle_receipt(struct receipt_log *log, const char *event, const 
 		receipt_u64(rec, "datagrams", r->stats.datagrams);
 		receipt_u64(rec, "rejected_frames",
 		            r->stats.datagrams - r->stats.accepted - r->stats.announce_repeat -
-		                r->stats.beacon_ok);
+		                r->stats.late_status - r->stats.beacon_ok);
 	}
 	if (receipt_commit(rec) < 0)
 		log_err("cannot append to the receipt log");
@@ -670,9 +671,10 @@ int main(int argc, char **argv)
 	if (parse_args(argc, argv, &o, &cfg) < 0)
 		return EXIT_USAGE;
 	log_setup("sluice-recv", o.quiet ? LOG_WARN : o.verbose ? LOG_DEBUG : LOG_INFO);
-	/* One AES-GCM context per session in the table, and a few spare for
-	 * sessions being replaced. */
-	if (crypto_setup_contexts(cfg.max_sessions + 4) < 0)
+	/* One AES-GCM context per session in the table, a few spare for
+	 * sessions being replaced, and those of finished sessions kept for
+	 * their late END frames (RCV_TOMBS). */
+	if (crypto_setup_contexts(cfg.max_sessions + 4 + RCV_TOMBS) < 0)
 		return EXIT_FAILED;
 	if (parse_hostport(o.listen, 1, &addr, &alen, err, sizeof(err)) < 0) {
 		log_err("%s", err);

@@ -92,7 +92,8 @@ struct session {
 	char part[STAGING_NAME_MAX];
 	/* counters */
 	uint64_t frames_ok, repaired, extra, status_counter;
-	struct wstream ws; /* the writer's: writeback and the streaming content hash */
+	uint64_t announces; /* copies counted for the link (handle_announce) */
+	struct wstream ws;  /* the writer's: writeback and the streaming content hash */
 	uint32_t pass, passes;
 };
 
@@ -264,6 +265,61 @@ static void session_free(struct receiver *r, struct session *s)
 	free(s);
 }
 
+#define TOMB_NS           2000000000ull /* the END spread (250 ms) with room to spare */
+#define ANNOUNCE_EVERY_NS 500000000ull  /* the sender's ANNOUNCE repeat (PROTOCOL.md §10) */
+
+static void tomb_clear(struct rcv_tomb *t)
+{
+	aead_free(t->aead);
+	memset(t, 0, sizeof(*t));
+}
+
+/* Keep s's AEAD context for its late status frames (session.h). */
+static void tomb_put(struct receiver *r, struct session *s)
+{
+	struct rcv_tomb *t = &r->tombs[r->tomb_next++ % RCV_TOMBS];
+
+	if (!s->aead)
+		return;
+	tomb_clear(t);
+	t->id = s->id;
+	t->until = r->now + TOMB_NS;
+	t->counter = s->status_counter > s->replay_top ? s->status_counter : s->replay_top;
+	t->aead = s->aead;
+	t->sender = (unsigned)(s->sender - r->cfg->trusted);
+	s->aead = NULL;
+}
+
+static void tombs_expire(struct receiver *r, uint64_t now)
+{
+	for (unsigned i = 0; i < RCV_TOMBS; i++)
+		if (r->tombs[i].id && now >= r->tombs[i].until)
+			tomb_clear(&r->tombs[i]);
+}
+
+/* A frame for a finished session: a HEARTBEAT or END that is newer than
+ * anything the session saw and authenticates under its key still arrived
+ * from its sender, so it counts for the link (1). It is dropped either way;
+ * 0: not such a frame. */
+static int tomb_frame(struct receiver *r, const struct frame_header *h, uint8_t *buf, size_t len,
+                      uint64_t now)
+{
+	if (h->type != FRAME_HEARTBEAT && h->type != FRAME_END)
+		return 0;
+	for (unsigned i = 0; i < RCV_TOMBS; i++) {
+		struct rcv_tomb *t = &r->tombs[i];
+		if (t->id != h->session_id || now >= t->until || h->counter <= t->counter ||
+		    len != proto_frame_len(h->type, 0))
+			continue;
+		if (aead_open_frame(t->aead, buf, len) < 0)
+			return 0;
+		t->counter = h->counter;
+		link_frame(r, t->sender, now);
+		return 1;
+	}
+	return 0;
+}
+
 static void session_remove(struct receiver *r, struct session *s)
 {
 	for (unsigned i = 0; i < r->nsessions; i++) {
@@ -273,6 +329,7 @@ static void session_remove(struct receiver *r, struct session *s)
 		}
 	}
 	r->dead[r->dead_next++ % (sizeof(r->dead) / sizeof(r->dead[0]))] = s->id;
+	tomb_put(r, s);
 	session_free(r, s);
 }
 
@@ -513,6 +570,16 @@ static void handle_announce(struct receiver *r, const uint8_t *buf, size_t len, 
 			/* Not a sign of life: anyone can replay an announcement.
 			 * Only AEAD frames keep a session from timing out. */
 			r->stats.announce_repeat++;
+			/* The link counts it (every datagram sent is in the
+			 * sender's beacon count), but no more copies than the
+			 * sender can have sent by now (PROTOCOL.md §10: three,
+			 * one per 500 ms, one at the end), so replayed copies can
+			 * at most stand in for lost ones. */
+			uint64_t age = now > s->first_seen ? now - s->first_seen : 0;
+			if (s->announces < 4 + age / ANNOUNCE_EVERY_NS) {
+				s->announces++;
+				link_frame(r, (unsigned)(s->sender - r->cfg->trusted), now);
+			}
 		} else {
 			r->stats.announce_bad_signature++;
 		}
@@ -537,6 +604,11 @@ static void handle_announce(struct receiver *r, const uint8_t *buf, size_t len, 
 		return;
 	}
 	new_session(r, buf, &an, k, now); /* accepted, or announce_refused */
+	s = find(r, an.hdr.session_id);
+	if (s) {
+		s->announces = 1;
+		link_frame(r, (unsigned)(k - r->cfg->trusted), now);
+	}
 }
 
 /* ---- anti-replay -------------------------------------------------------- */
@@ -989,6 +1061,7 @@ void rcv_handle(struct receiver *r, uint8_t *buf, size_t len, uint64_t now)
 	uint8_t *slot = NULL;
 	int rc;
 
+	r->now = now;
 	if ((++r->stats.datagrams & 63) == 0)
 		collect_stored(r, now);
 	if (proto_decode_header(buf, len, &h) != PROTO_OK) {
@@ -1005,9 +1078,12 @@ void rcv_handle(struct receiver *r, uint8_t *buf, size_t len, uint64_t now)
 	}
 	s = find(r, h.session_id);
 	if (!s) {
-		if (is_dead(r, h.session_id))
-			r->stats.finished_session++;
-		else
+		if (is_dead(r, h.session_id)) {
+			if (tomb_frame(r, &h, buf, len, now))
+				r->stats.late_status++;
+			else
+				r->stats.finished_session++;
+		} else
 			r->stats.unknown_session++;
 		return;
 	}
@@ -1216,6 +1292,8 @@ static void fail_undecoded(struct receiver *r, struct session *s, const char *he
 
 void rcv_tick(struct receiver *r, uint64_t now)
 {
+	r->now = now;
+	tombs_expire(r, now);
 	collect_stored(r, now);
 	link_tick(r, now);
 	if (r->refusals_unlogged &&
@@ -1371,6 +1449,8 @@ void rcv_free(struct receiver *r)
 {
 	while (r->nsessions)
 		session_remove(r, r->sessions[r->nsessions - 1]);
+	for (unsigned i = 0; i < RCV_TOMBS; i++)
+		tomb_clear(&r->tombs[i]);
 	free(r->sessions);
 	free(r->links);
 	r->links = NULL;

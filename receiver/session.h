@@ -13,7 +13,6 @@
 #include "proto/frame.h"
 #include "staging.h"
 #include "writer.h"
-#include "writer.h"
 
 struct ledger;
 struct receipt_log;
@@ -41,7 +40,7 @@ struct rcv_config {
 };
 
 /* What became of each datagram: it lands in exactly one of accepted,
- * announce_repeat, beacon_ok and the counters of refusals (bad_header ..
+ * announce_repeat, late_status, beacon_ok and the counters of refusals (bad_header ..
  * announce_refused, the other beacon_*). duplicate counts accepted symbols
  * the receiver already held. */
 struct rcv_stats {
@@ -51,6 +50,7 @@ struct rcv_stats {
 	uint64_t bad_length;
 	uint64_t unknown_session;
 	uint64_t finished_session;
+	uint64_t late_status; /* authenticated HEARTBEAT/END of a session already finished */
 	uint64_t replayed;
 	uint64_t bad_tag;
 	uint64_t bad_symbol; /* authenticated, but a symbol header or status body is invalid */
@@ -73,6 +73,20 @@ struct rcv_stats {
 	uint64_t replays;    /* manifests not newer than the sender's last */
 };
 
+/* A finished session's AEAD context, kept a little longer: the sender's
+ * last END frames leave up to 250 ms after its first (PROTOCOL.md §10),
+ * and an object is published on the first. A late status frame that
+ * authenticates counts for the sender's link (link.h) instead of as loss. */
+#define RCV_TOMBS 4
+struct aead_ctx;
+struct rcv_tomb {
+	uint64_t id;      /* session id; 0: unused */
+	uint64_t until;   /* CLOCK_MONOTONIC expiry */
+	uint64_t counter; /* highest counter seen: only newer frames count */
+	struct aead_ctx *aead;
+	unsigned sender; /* trusted key index */
+};
+
 struct receiver {
 	const struct rcv_config *cfg;
 	struct staging *st;
@@ -90,6 +104,9 @@ struct receiver {
 	struct tbucket refusals;
 	uint64_t refusals_unlogged;
 	unsigned dead_next;
+	struct rcv_tomb tombs[RCV_TOMBS];
+	unsigned tomb_next;
+	uint64_t now; /* the latest now given to rcv_handle or rcv_tick */
 	struct rcv_stats stats;
 	/* What this receiver dropped itself, kept up to date by the caller of
 	 * rcv_handle: datagrams on a full receive ring, and the kernel's count

@@ -122,7 +122,8 @@ counters_add_up() {
 		v=$(stat_of "$1" "$c")
 		refused=$((refused + ${v:-0}))
 	done
-	total=$(($(stat_of "$1" accepted) + $(stat_of "$1" announce_repeat) + $(stat_of "$1" beacon_ok) + refused))
+	total=$(($(stat_of "$1" accepted) + $(stat_of "$1" announce_repeat) + $(stat_of "$1" late_status) +
+		$(stat_of "$1" beacon_ok) + refused))
 	rej=$(receipts "$1" | grep '"event":"stop"' | tail -1 | grep -o '"rejected_frames":[0-9]*' |
 		cut -d: -f2)
 	echo "# $1: datagrams $(stat_of "$1" datagrams), counted $total, refused $refused," \

@@ -110,4 +110,20 @@ PYEOF
 else
 	echo "ok - # skip END spacing: no python3"
 fi
+
+# A receiver publishes on the first END, so the later two usually reach a
+# finished session. They still authenticate (its key is kept for 2 s) and
+# land in late_status: counted for the sender's link, refused as nothing.
+next_ports
+start_recv late "$RP"
+check "a send to a receiver that keeps running" send "$RP" "$T/obj.bin" --rate 100m
+check "it is published" wait_receipt late published 1
+sleep 0.5
+kill -TERM "$RPID"
+wait_exit "$RPID" 10 || true
+check "the late END frames are not refused (late_status $(stat_of late late_status))" \
+	test "$(stat_of late late_status)" -le 2 -a "$(stat_of late finished_session)" = 0
+check "every datagram is in exactly one counter, and none is rejected" counters_add_up late
+check "the stop record rejects nothing" \
+	grep -q '"event":"stop".*"rejected_frames":0' "$T/late/inbox/.sluice/receipts.jsonl"
 finish

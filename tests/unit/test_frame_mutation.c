@@ -38,6 +38,7 @@
 #include "proto/frame.h"
 #include "proto/manifest.h"
 #include "receiver/ledger.h"
+#include "receiver/link.h"
 #include "receiver/receipt.h"
 #include "receiver/session.h"
 #include "receiver/staging.h"
@@ -853,6 +854,70 @@ static void test_own_drop_timeout(void **state)
 	own_drop_timeout(0);
 }
 
+/* A status frame after the object's END, as the sender's second and third
+ * END leave (PROTOCOL.md §10): the END frame with the next counter. */
+static void late_end(struct fixture *f, uint8_t out[static PROTO_STATUS_FRAME_LEN])
+{
+	const struct frame *end = &f->frames[f->nframes - 1];
+
+	assert_int_equal(end->buf[5], FRAME_END);
+	memcpy(out, end->buf, PROTO_STATUS_FRAME_LEN);
+	assert_int_equal(aead_open_frame(f->aead, out, PROTO_STATUS_FRAME_LEN), 0);
+	put_le64(out + 16, ++f->next_counter);
+	put_le64(out + PROTO_HEADER_LEN, f->next_counter - 1); /* frames sent before it */
+	assert_int_equal(aead_seal_frame(f->aead, out, PROTO_STATUS_FRAME_LEN), 0);
+}
+
+/* What reaches a beaconing sender's link count: the announcement and its
+ * copies (no more than the sender can have sent), every authenticated
+ * frame, and the END frames that arrive once the object is published,
+ * which authenticate under the finished session's kept key (late_status).
+ * A replay of one, a forged one, a DATA frame and one after the key is
+ * dropped (2 s) are finished_session and not counted. */
+static void test_late_status(void **state)
+{
+	struct fixture *f = fixture_new(AEAD_XCHACHA20POLY1305);
+	struct link *l = &f->rx.r.links[0];
+	uint8_t late[PROTO_STATUS_FRAME_LEN], again[PROTO_STATUS_FRAME_LEN];
+	uint8_t forged[PROTO_STATUS_FRAME_LEN];
+	uint64_t counted;
+
+	(void)state;
+	l->link_id = 1; /* as after a first beacon */
+	for (int i = 0; i < 6; i++)
+		feed_copy(f, f->announce.buf, f->announce.len);
+	assert_int_equal(f->rx.r.stats.announce_repeat, 5);
+	assert_int_equal(l->recv_since, 4); /* three copies at once, one at the end */
+	for (unsigned i = 0; i < f->nframes; i++)
+		feed_copy(f, f->frames[i].buf, f->frames[i].len);
+	wait_verdict(f);
+	assert_published_identical(f);
+	counted = l->recv_since;
+	assert_int_equal(counted, 4 + f->nframes);
+
+	late_end(f, late);
+	memcpy(again, late, sizeof(late));
+	memcpy(forged, late, sizeof(late));
+	forged[PROTO_HEADER_LEN + 3] ^= 1;
+	feed_copy(f, late, sizeof(late));
+	assert_int_equal(f->rx.r.stats.late_status, 1);
+	assert_int_equal(f->rx.r.stats.finished_session, 0);
+	assert_int_equal(l->recv_since, counted + 1);
+	feed_copy(f, again, sizeof(again)); /* its replay */
+	feed_copy(f, forged, sizeof(forged));
+	feed_copy(f, f->frames[0].buf, f->frames[0].len); /* not a status frame */
+	assert_int_equal(f->rx.r.stats.late_status, 1);
+	assert_int_equal(f->rx.r.stats.finished_session, 3);
+	assert_int_equal(l->recv_since, counted + 1);
+	late_end(f, late);
+	rcv_tick(&f->rx.r, NOW + 3000000000ull); /* the key is gone */
+	feed_copy(f, late, sizeof(late));
+	assert_int_equal(f->rx.r.stats.late_status, 1);
+	assert_int_equal(f->rx.r.stats.finished_session, 4);
+	assert_int_equal(l->recv_since, counted + 1);
+	fixture_free(f);
+}
+
 static void test_mutants_xchacha(void **state)
 {
 	(void)state;
@@ -873,7 +938,7 @@ int main(void)
 	    cmocka_unit_test(test_mutants_xchacha),        cmocka_unit_test(test_mutants_aesgcm),
 	    cmocka_unit_test(test_sealed_corrupt_payload), cmocka_unit_test(test_zstd_bomb),
 	    cmocka_unit_test(test_refused_announcement),   cmocka_unit_test(test_own_drop_covered),
-	    cmocka_unit_test(test_own_drop_timeout),
+	    cmocka_unit_test(test_own_drop_timeout),       cmocka_unit_test(test_late_status),
 	};
 
 	if (crypto_setup() < 0)
