@@ -277,10 +277,11 @@ static void tomb_clear(struct rcv_tomb *t)
 /* Keep s's AEAD context for its late status frames (session.h). */
 static void tomb_put(struct receiver *r, struct session *s)
 {
-	struct rcv_tomb *t = &r->tombs[r->tomb_next++ % RCV_TOMBS];
+	struct rcv_tomb *t;
 
 	if (!s->aead)
 		return;
+	t = &r->tombs[r->tomb_next++ % RCV_TOMBS];
 	tomb_clear(t);
 	t->id = s->id;
 	t->until = r->now + TOMB_NS;
