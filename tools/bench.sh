@@ -218,6 +218,11 @@ fi
 # and however many cores it has. bench_hash measures that stream as sluice runs it.
 HASH_GBPS=0
 PRIM_CPU=0 # CPU-s per GB that BLAKE2b, the AEAD and the RS encode need, from this run
+# Symbols on the wire per file symbol at --fec 10%: (1 + P/G)(1 + m/k) with
+# G = 32, P = 2, k = 128, m = 4 (DECISIONS.md §1); and UDP payload per file
+# byte, each 1416-byte symbol in a 1472-byte frame.
+WIRE_SYMS=$(calc "34 / 32 * 132 / 128" 4)
+WIRE_BYTES=$(calc "$WIRE_SYMS * 1472 / 1416" 4)
 if ! skip hash; then
 	if [ ! -x "$B/bench_hash" ]; then
 		log "no $B/bench_hash: skipping (h)"
@@ -233,7 +238,9 @@ if ! skip hash; then
 	# primitive speeds in this run: the receiver's BLAKE2b, one AEAD seal and one
 	# open, and the RS encode at --fec 10% (inner k = 128, m = 4 over the 32 data
 	# and 2 parity rows of a group; outer 32 + 2 across them, DECISIONS.md §1).
-	# File I/O, copies, zstd and the UDP work come on top, so this is a floor.
+	# The parity frames are sealed and opened too (WIRE_SYMS), and a 1472-byte
+	# frame seals 1424 bytes per 1416-byte symbol. File I/O, copies, zstd and
+	# the UDP work come on top, so this is a floor.
 	if [ "$(calc "$HASH_GBPS > 0" 0)" = 1 ] && [ -x "$B/bench_aead" ] && [ -x "$B/bench_fec" ]; then
 		A=$("$B/bench_aead" 1472 || true)
 		AEAD_NAME="AES-256-GCM (libgcrypt)"
@@ -247,7 +254,7 @@ if ! skip hash; then
 		RS_IN=$("$B/bench_fec" 128 4 1416 | awk '/^encode/ && $6 == "MB/s" { print $5 }' || true)
 		RS_OUT=$("$B/bench_fec" 32 2 181248 | awk '/^encode/ && $6 == "MB/s" { print $5 }' || true)
 		if [ -n "$AEAD_GBS" ] && [ -n "$RS_IN" ] && [ -n "$RS_OUT" ]; then
-			C_HASH=$(calc "8 / $HASH_GBPS") C_AEAD=$(calc "2 / $AEAD_GBS")
+			C_HASH=$(calc "8 / $HASH_GBPS") C_AEAD=$(calc "2 / $AEAD_GBS * $WIRE_SYMS * 1424 / 1416")
 			C_RS=$(calc "1000 / $RS_IN * 34 / 32 + 1000 / $RS_OUT")
 			PRIM_CPU=$(calc "$C_HASH + $C_AEAD + $C_RS")
 			say "(h) primitives per GB of file: BLAKE2b $C_HASH + $AEAD_NAME seal and open $C_AEAD" \
@@ -637,23 +644,26 @@ if [ "$(calc "$HASH_GBPS > 0" 0)" = 1 ]; then
 		[ "$(calc "$CEIL > 0" 0)" = 1 ] && echo ", 60% of the ceiling is $(calc "$CEIL * 0.6" 2) Gb/s")"
 fi
 if [ "$(calc "$CEIL > 0 && $CEIL_CPU > 0" 0)" = 1 ]; then
-	# At 60% of the ceiling, the UDP work alone keeps this many CPUs busy; what is
-	# left, per GB, is all sluice may spend on FEC, AEAD, hashing and file I/O.
+	# At 60% of the ceiling, the UDP work alone (for the frames that carry that
+	# much file) keeps this many CPUs busy; what is left, per GB of file, is all
+	# sluice may spend on FEC, AEAD, hashing and file I/O.
 	# Priced with the GRO sink's kernel cost when there is one: that is the path
 	# sluice-recv takes, and the cheaper of the two.
 	KCPU=$CEIL_CPU KHOW="no GRO"
 	[ "$(calc "$CEIL_GRO_CPU > 0" 0)" = 1 ] && KCPU=$CEIL_GRO_CPU KHOW="with GRO, as sluice-recv"
-	R60=$(calc "$CEIL * 0.6 / 8") # GB/s of payload
-	K60=$(calc "$R60 * $KCPU" 2)
+	R60=$(calc "$CEIL * 0.6 / 8") # GB/s of file
+	K60=$(calc "$R60 * $KCPU * $WIRE_BYTES" 2)
 	say "  at 60% of ceiling the UDP work alone ($KHOW) keeps $K60 of $(nproc) CPUs busy, leaving" \
 		"$(calc "($(nproc) - $K60) / $R60" 2) CPU-s per GB for FEC, AEAD, hashing and file I/O$(
 			[ "$(calc "$HASH_GBPS > 0" 0)" = 1 ] &&
 				echo " (the receiver's BLAKE2b alone needs $(calc "8 / $HASH_GBPS" 2))")"
 	if [ "$(calc "$PRIM_CPU > 0" 0)" = 1 ]; then
 		# the most goodput two CPUs could carry if sluice did nothing but its
-		# primitives and the kernel's UDP work, each byte once
-		PMAX=$(calc "$(nproc) / ($PRIM_CPU + $KCPU) * 8" 2)
-		say "  primitive floor   $PRIM_CPU + UDP $(calc "$KCPU" 2) CPU-s per GB: $(nproc) CPUs carry at most" \
+		# primitives and the kernel's UDP work; the UDP work per GB of file
+		# covers its frames: parity and 56 bytes of header and tag per symbol
+		KFILE=$(calc "$KCPU * $WIRE_BYTES")
+		PMAX=$(calc "$(nproc) / ($PRIM_CPU + $KFILE) * 8" 2)
+		say "  primitive floor   $PRIM_CPU + UDP $(calc "$KFILE" 2) CPU-s per GB of file: $(nproc) CPUs carry at most" \
 			"$PMAX Gb/s, $(calc "$PMAX / $CEIL * 100" 0)% of the ceiling$(
 				[ "$(calc "$SL_BEST > 0" 0)" = 1 ] &&
 					echo " (sluice reached $(calc "$SL_BEST / $PMAX * 100" 0)% of that)")"
