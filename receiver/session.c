@@ -123,6 +123,19 @@ static struct session *find(struct receiver *r, uint64_t id)
 	return NULL;
 }
 
+/* One more datagram from key k reached this receiver: its link counts it. */
+static void link_count(struct receiver *r, const struct trusted_key *k, uint64_t now)
+{
+	link_frame(r, (unsigned)(k - r->cfg->trusted), now);
+}
+
+/* The highest counter s has seen: the sender's own count from its last
+ * status frame, or the newest frame when later ones (the ENDs) were lost. */
+static uint64_t top_counter(const struct session *s)
+{
+	return s->status_counter > s->replay_top ? s->status_counter : s->replay_top;
+}
+
 static int is_dead(const struct receiver *r, uint64_t id)
 {
 	for (unsigned i = 0; i < sizeof(r->dead) / sizeof(r->dead[0]); i++)
@@ -166,9 +179,7 @@ static void receipt_common(struct receipt_rec *rec, const struct session *s)
 
 static void receipt_frames(struct receipt_rec *rec, const struct session *s, int published)
 {
-	/* Frames sent: the sender's own count from its last status frame, or
-	 * the highest counter seen when later frames (the ENDs) were lost. */
-	uint64_t sent = s->status_counter > s->replay_top ? s->status_counter : s->replay_top;
+	uint64_t sent = top_counter(s); /* frames sent */
 	uint64_t lost = sent > s->frames_ok ? sent - s->frames_ok : 0;
 
 	receipt_u64(rec, "frames_received", s->frames_ok);
@@ -285,9 +296,9 @@ static void tomb_put(struct receiver *r, struct session *s)
 	tomb_clear(t);
 	t->id = s->id;
 	t->until = r->now + TOMB_NS;
-	t->counter = s->status_counter > s->replay_top ? s->status_counter : s->replay_top;
+	t->counter = top_counter(s);
 	t->aead = s->aead;
-	t->sender = (unsigned)(s->sender - r->cfg->trusted);
+	t->sender = s->sender;
 	s->aead = NULL;
 }
 
@@ -315,7 +326,7 @@ static int tomb_frame(struct receiver *r, const struct frame_header *h, uint8_t 
 		if (aead_open_frame(t->aead, buf, len) < 0)
 			return 0;
 		t->counter = h->counter;
-		link_frame(r, t->sender, now);
+		link_count(r, t->sender, now);
 		return 1;
 	}
 	return 0;
@@ -546,6 +557,8 @@ static void new_session(struct receiver *r, const uint8_t *buf, const struct ann
 	}
 	r->sessions[r->nsessions++] = s;
 	r->stats.accepted++;
+	s->announces = 1; /* this copy, for the link */
+	link_count(r, k, now);
 	char oid[2 * PROTO_HASH_LEN + 1], kid[2 * PROTO_KEYID_LEN + 1];
 	hex_encode(oid, an->object_id, PROTO_HASH_LEN);
 	hex_encode(kid, k->id, PROTO_KEYID_LEN);
@@ -579,7 +592,7 @@ static void handle_announce(struct receiver *r, const uint8_t *buf, size_t len, 
 			uint64_t age = now > s->first_seen ? now - s->first_seen : 0;
 			if (s->announces < 4 + age / ANNOUNCE_EVERY_NS) {
 				s->announces++;
-				link_frame(r, (unsigned)(s->sender - r->cfg->trusted), now);
+				link_count(r, s->sender, now);
 			}
 		} else {
 			r->stats.announce_bad_signature++;
@@ -605,11 +618,6 @@ static void handle_announce(struct receiver *r, const uint8_t *buf, size_t len, 
 		return;
 	}
 	new_session(r, buf, &an, k, now); /* accepted, or announce_refused */
-	s = find(r, an.hdr.session_id);
-	if (s) {
-		s->announces = 1;
-		link_frame(r, (unsigned)(k - r->cfg->trusted), now);
-	}
 }
 
 /* ---- anti-replay -------------------------------------------------------- */
@@ -1118,7 +1126,7 @@ void rcv_handle(struct receiver *r, uint8_t *buf, size_t len, uint64_t now)
 	replay_mark(s, h.counter);
 	s->frames_ok++;
 	s->last_seen = now;
-	link_frame(r, (unsigned)(s->sender - r->cfg->trusted), now);
+	link_count(r, s->sender, now);
 	if (h.type == FRAME_HEARTBEAT || h.type == FRAME_END) {
 		if (status_frame(s, &h, buf + PROTO_HEADER_LEN, now) < 0)
 			r->stats.bad_symbol++;

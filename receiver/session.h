@@ -84,7 +84,7 @@ struct rcv_tomb {
 	uint64_t until;   /* CLOCK_MONOTONIC expiry */
 	uint64_t counter; /* highest counter seen: only newer frames count */
 	struct aead_ctx *aead;
-	unsigned sender; /* trusted key index */
+	const struct trusted_key *sender;
 };
 
 struct receiver {

@@ -243,13 +243,16 @@ if ! skip hash; then
 	# the UDP work come on top, so this is a floor.
 	if [ "$(calc "$HASH_GBPS > 0" 0)" = 1 ] && [ -x "$B/bench_aead" ] && [ -x "$B/bench_fec" ]; then
 		A=$("$B/bench_aead" 1472 || true)
+		# seal_open ROW: the seal+open GB/s of bench_aead's row matching ROW
+		seal_open() {
+			awk -v row="$1" '$0 ~ row { for (i = 1; i < NF; i++) if ($i == "seal+open")
+				print $(i + 1) }' <<<"$A"
+		}
 		AEAD_NAME="AES-256-GCM (libgcrypt)"
-		AEAD_GBS=$(awk '/aes256gcm  libgcrypt/ { for (i = 1; i < NF; i++) if ($i == "seal+open")
-			print $(i + 1) }' <<<"$A")
+		AEAD_GBS=$(seal_open "aes256gcm  libgcrypt")
 		if [ -z "$AEAD_GBS" ]; then
 			AEAD_NAME="XChaCha20-Poly1305"
-			AEAD_GBS=$(awk '/xchacha20poly1305/ { for (i = 1; i < NF; i++) if ($i == "seal+open")
-				print $(i + 1) }' <<<"$A")
+			AEAD_GBS=$(seal_open xchacha20poly1305)
 		fi
 		RS_IN=$("$B/bench_fec" 128 4 1416 | awk '/^encode/ && $6 == "MB/s" { print $5 }' || true)
 		RS_OUT=$("$B/bench_fec" 32 2 181248 | awk '/^encode/ && $6 == "MB/s" { print $5 }' || true)
@@ -651,17 +654,16 @@ if [ "$(calc "$CEIL > 0 && $CEIL_CPU > 0" 0)" = 1 ]; then
 	# sluice-recv takes, and the cheaper of the two.
 	KCPU=$CEIL_CPU KHOW="no GRO"
 	[ "$(calc "$CEIL_GRO_CPU > 0" 0)" = 1 ] && KCPU=$CEIL_GRO_CPU KHOW="with GRO, as sluice-recv"
-	R60=$(calc "$CEIL * 0.6 / 8") # GB/s of file
-	K60=$(calc "$R60 * $KCPU * $WIRE_BYTES" 2)
+	KFILE=$(calc "$KCPU * $WIRE_BYTES") # per GB of file: over the frames that carry it
+	R60=$(calc "$CEIL * 0.6 / 8")       # GB/s of file
+	K60=$(calc "$R60 * $KFILE" 2)
 	say "  at 60% of ceiling the UDP work alone ($KHOW) keeps $K60 of $(nproc) CPUs busy, leaving" \
 		"$(calc "($(nproc) - $K60) / $R60" 2) CPU-s per GB for FEC, AEAD, hashing and file I/O$(
 			[ "$(calc "$HASH_GBPS > 0" 0)" = 1 ] &&
 				echo " (the receiver's BLAKE2b alone needs $(calc "8 / $HASH_GBPS" 2))")"
 	if [ "$(calc "$PRIM_CPU > 0" 0)" = 1 ]; then
 		# the most goodput two CPUs could carry if sluice did nothing but its
-		# primitives and the kernel's UDP work; the UDP work per GB of file
-		# covers its frames: parity and 56 bytes of header and tag per symbol
-		KFILE=$(calc "$KCPU * $WIRE_BYTES")
+		# primitives and the kernel's UDP work
 		PMAX=$(calc "$(nproc) / ($PRIM_CPU + $KFILE) * 8" 2)
 		say "  primitive floor   $PRIM_CPU + UDP $(calc "$KFILE" 2) CPU-s per GB of file: $(nproc) CPUs carry at most" \
 			"$PMAX Gb/s, $(calc "$PMAX / $CEIL * 100" 0)% of the ceiling$(
