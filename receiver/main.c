@@ -614,13 +614,17 @@ static void note_own_drops(struct receiver *r, const struct net_rx *n, const str
 static int serve(const struct options *o, struct receiver *r, struct net_rx *n,
                  struct net_ring *ring)
 {
-	uint64_t last_tick = 0, last_export = 0;
+	uint64_t last_tick = 0, last_export = 0, now = 0;
 	uint8_t *data;
 	size_t len;
 
 	while (!stop_requested) {
 		int got = net_ring_next(ring, &data, &len, 50);
-		uint64_t now = now_ns();
+		/* one clock read per received buffer, not per datagram: a GRO
+		 * buffer's datagrams arrived together (the read was 0.8% of the
+		 * receiver in PERFORMANCE.md run 20) */
+		if (got != 2)
+			now = now_ns();
 		if (got) {
 			rcv_handle(r, data, len, now);
 			net_ring_release(ring);

@@ -64,7 +64,8 @@ struct net_ring;
 __attribute__((warn_unused_result)) int net_ring_start(struct net_ring **out, struct net_rx *n,
                                                        size_t bytes);
 /* Next datagram, waiting up to timeout_ms: 1 with data/len set (valid and
- * writable until net_ring_release), 0 on timeout. */
+ * writable until net_ring_release), 2 for the next datagram of the same
+ * received buffer (it arrived with the one before), 0 on timeout. */
 int net_ring_next(struct net_ring *r, uint8_t **data, size_t *len, int timeout_ms);
 void net_ring_release(struct net_ring *r);
 uint64_t net_ring_dropped(const struct net_ring *r);

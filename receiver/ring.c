@@ -205,7 +205,7 @@ int net_ring_next(struct net_ring *r, uint8_t **data, size_t *len, int timeout_m
 		*len = r->left < r->seg ? r->left : r->seg;
 		r->pos += *len;
 		r->left -= *len;
-		return 1;
+		return 2;
 	}
 	if (atomic_load_explicit(&r->head, memory_order_acquire) == tail) {
 		struct timespec ts;
