@@ -58,6 +58,7 @@ static void push_done(struct writer *w, const struct wdone *d)
 int wstream_init(struct wstream *ws, uint64_t size, uint32_t chunk, uint32_t blocks)
 {
 	memset(ws, 0, sizeof(*ws));
+	atomic_init(&ws->hashed, 0);
 	ws->written = calloc((size_t)blocks / 8 + 1, 1);
 	if (!ws->written)
 		return -ENOMEM;
@@ -105,22 +106,26 @@ static void stream_hash(struct writer *w, const struct wjob *j, const uint8_t *p
 			return;
 		}
 		ws->next++;
+		atomic_store_explicit(&ws->hashed, off + len, memory_order_relaxed);
 	}
 }
 
-/* Drop-behind: the staging file's bytes that the content stream has
- * passed are not read again before publication (only a resumed object or a
- * bundle reads them back, from the disk then), so once written back they
- * leave the page cache. A multi-GB transfer then does not push everything
- * else out of memory, and the kernel reuses the same few pages instead of
- * taking fresh ones; on the VM measured here a fresh page costs about ten
- * times a reused one (docs/PERFORMANCE.md). DROP_LAG bytes behind the
- * stream stay, so writeback started at the last kick is usually done. */
+/* Drop-behind, on the writer thread: the staging file's bytes that the
+ * content stream has passed are not read again before publication (only a
+ * resumed object or a bundle reads them back, from the disk then), so once
+ * written back they leave the page cache. A multi-GB transfer then does not
+ * push everything else out of memory, and the kernel reuses the same few
+ * pages instead of taking fresh ones; on the VM measured here a fresh page
+ * costs about ten times a reused one (docs/PERFORMANCE.md). DROP_LAG bytes
+ * behind the stream stay, so writeback started at the last kick is usually
+ * done. The waits and the page drops run here, not on the stream thread:
+ * that one hashes every byte and is the receiver's bottleneck
+ * (PERFORMANCE.md, run 20). */
 #define DROP_LAG (32u << 20)
 
 static void drop_behind(int fd, struct wstream *ws)
 {
-	uint64_t end = (uint64_t)ws->next * ws->chunk, to;
+	uint64_t end = atomic_load_explicit(&ws->hashed, memory_order_relaxed), to;
 
 	if (!ws->written || end < ws->dropped + 2ull * DROP_LAG)
 		return;
@@ -159,9 +164,10 @@ static void write_job(struct writer *w, struct wjob *j, ZSTD_DCtx *z)
 		sync_file_range(j->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 		j->ws->unflushed = 0;
 	}
+	drop_behind(j->fd, j->ws);
 }
 
-/* Hash stage: the content stream, drop-behind, the completion. Jobs come
+/* Hash stage: the content stream and the completion. Jobs come
  * in submission order, each written before, so a block read back for the
  * stream is always on file. */
 static void hash_job(struct writer *w, struct wjob *j, struct wdone *d)
@@ -169,10 +175,8 @@ static void hash_job(struct writer *w, struct wjob *j, struct wdone *d)
 	d->owner = j->owner;
 	d->block = j->block;
 	d->err = j->err;
-	if (!j->err) {
+	if (!j->err)
 		stream_hash(w, j, raw_of(j));
-		drop_behind(j->fd, j->ws);
-	}
 	d->mismatch = j->ws->mismatch != 0;
 }
 

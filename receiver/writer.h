@@ -30,8 +30,12 @@ struct wjob;
 /* What the writer keeps for one object; it touches it only from its own
  * thread, and the owner reads it only once all of its blocks are back. */
 struct wstream {
+	/* The writer thread's: */
 	uint64_t unflushed; /* bytes written since writeback was last started */
 	uint64_t dropped;   /* bytes from 0 written back and dropped from the page cache */
+	/* bytes from 0 the stream has checked: set by the stream thread, read
+	 * by the writer, which drops what lies far enough behind it */
+	_Atomic uint64_t hashed;
 	/* The whole-content hash, fed in block order as blocks are written:
 	 * a block that completes ahead of its turn is read back (page cache)
 	 * when its turn comes. next == blocks at the end: it is complete.

@@ -7,7 +7,7 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config git
       libsodium-dev libgcrypt20-dev libzstd-dev liburing-dev libcmocka-dev libisal-dev
       clang libclang-rt-14-dev clang-format
-      iproute2 udpcast libseccomp-dev time linux-perf
+      iproute2 udpcast libseccomp-dev time linux-perf util-linux-extra
       python3 python3-cryptography)
 
 missing=()

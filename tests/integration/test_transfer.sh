@@ -30,6 +30,14 @@ set -e
 kill "$XPID" 2>/dev/null || true
 check "sender exits 0 after sending ${SIZE_MB} MiB" test "$src" -eq 0
 check "receiver published (exit 0) with 5% loss and 10% FEC" test "$rrc" -eq 0
+# Before anything reads it back: the receiver's drop-behind (writer.c) left
+# at most about the last 100 MiB of the published file in the page cache.
+if [ "$SIZE_MB" -ge 128 ]; then
+	res=$(fincore --bytes --noheadings --output RES "$T/loss5/inbox/big.bin" 2>/dev/null ||
+		echo -1)
+	check "drop-behind: at most half of the file stays in the page cache ($res bytes)" \
+		test "$res" -ge 0 -a "$res" -le $((SIZE_MB << 19))
+fi
 check "published file is byte-identical" cmp -s "$T/big.bin" "$T/loss5/inbox/big.bin"
 check "published file mode is the receiver's (0644)" \
 	test "$(stat -c %a "$T/loss5/inbox/big.bin" 2>/dev/null)" = 644
