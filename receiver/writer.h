@@ -27,8 +27,9 @@
 
 struct wjob;
 
-/* What the writer keeps for one object; it touches it only from its own
- * thread, and the owner reads it only once all of its blocks are back. */
+/* What the writer keeps for one object. The writer's two threads each own
+ * their fields (hashed alone is shared, atomic); the owner reads it only
+ * once all of its blocks are back. */
 struct wstream {
 	/* The writer thread's: */
 	uint64_t unflushed; /* bytes written since writeback was last started */
