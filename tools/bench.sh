@@ -428,6 +428,7 @@ if ! skip udpcast; then
 fi
 
 # ================= pacing =================
+PACE_SUM="" PACE_OK=1
 if ! skip pacing; then
 	for rate in $PACE_RATES; do
 		# enough passes of the random file for about PACE_S seconds
@@ -683,7 +684,7 @@ if [ "$(calc "$UC_BEST > 0" 0)" = 1 ]; then
 fi
 if ! skip pacing; then
 	say "  pacing            ${PACE_SUM:-none} over ${PACE_S} s (target within 2%:" \
-		"$([ "${PACE_OK:-1}" = 1 ] && echo met || echo "not met; see 'waited for frames' above"))"
+		"$([ "$PACE_OK" = 1 ] && echo met || echo "not met; see the pacing lines above"))"
 fi
 skip sluice || say "  target 4 Gb/s     $([ "$(calc "$SL_BEST >= 4" 0)" = 1 ] && echo met || echo "not met")"
 if ! skip sides; then
