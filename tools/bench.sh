@@ -79,6 +79,15 @@ log() { echo "bench: $*" >&2; }
 skip() { [[ $SKIP == *" $1 "* ]]; }
 calc() { awk "BEGIN { printf \"%.${2:-3}f\", ($1) }"; }
 now() { date +%s.%N; }
+# Steal: CPU time the hypervisor gave to other guests while this VM wanted
+# to run (/proc/stat, the cpu line's eighth value, in clock ticks). On a
+# shared host it takes rate and pacing with it, so every timed step says
+# how much it lost.
+TICK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+steal_ticks() { awk '/^cpu / { print $9 + 0 }' /proc/stat 2>/dev/null || echo 0; }
+steal_pct() { # TICKS_BEFORE SECONDS: % of all CPUs stolen since TICKS_BEFORE
+	calc "$2 > 0 ? ($(steal_ticks) - $1) / $TICK / ($2 * $(nproc)) * 100 : 0" 1
+}
 
 # --- build ---
 if [ -z "${BUILD_DIR:-}" ]; then
@@ -123,6 +132,7 @@ say "host: $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | se
 say "tree: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" \
 	diff --quiet HEAD 2>/dev/null || echo ' with uncommitted changes')"
 say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+RUN_T0=$(now) RUN_ST0=$(steal_ticks)
 
 # time_fields FILE -> "wall user sys maxrss_kib" from /usr/bin/time -f
 TFMT='%e %U %S %M'
@@ -273,7 +283,7 @@ fi
 # (file Gb/s over the send phase) S_E2E (file Gb/s, sender start to publication)
 # S_WIRE (sender's wire Mb/s) and leaves times in $W/NAME.{send,recv}.time
 sluice_run() {
-	local name=$1 file=$2 rate=$3 p out t0 t1 rrc=0 src=0 secs dgrams
+	local name=$1 file=$2 rate=$3 p out t0 t1 st0 rrc=0 src=0 secs dgrams
 	shift 3
 	next_port
 	p=$PORT
@@ -287,13 +297,14 @@ sluice_run() {
 	local rpid=$!
 	PIDS+=("$rpid")
 	sleep 0.3
-	t0=$(now)
+	t0=$(now) st0=$(steal_ticks)
 	"$TIME" -f "$TFMT" -o "$out.send.time" timeout 600 "$B/sluice-send" \
 		--to "127.0.0.1:$p" --rate "$rate" --fec "$FEC_PCT%" --key "$W/keys/s/sender.key" \
 		--recipient "$W/keys/r/receiver.pub" --state-dir "$W/state" "$@" "$file" \
 		>"$out.send.log" 2>&1 || src=$?
 	wait "$rpid" || rrc=$?
 	t1=$(now)
+	S_STEAL=$(steal_pct "$st0" "$(calc "$t1 - $t0")")
 	S_OK=0
 	if [ "$src" = 0 ] && [ "$rrc" = 0 ] && cmp -s "$file" "$out/inbox/$(basename "$file")"; then
 		S_OK=1
@@ -313,7 +324,7 @@ sluice_line() { # LABEL NAME
 		"wire $(calc "$S_WIRE / 1000" 2) Gb/s ($S_PPS Mpps), goodput $S_GOOD Gb/s (send phase)," \
 		"$S_E2E Gb/s end to end; CPU send $(cpu_of "$W/$3.send.time") s," \
 		"recv $(cpu_of "$W/$3.recv.time") s; peak RSS send $(rss_of "$W/$3.send.time") MiB," \
-		"recv $(rss_of "$W/$3.recv.time") MiB"
+		"recv $(rss_of "$W/$3.recv.time") MiB; steal $S_STEAL%"
 }
 
 RECV_ARGS=() # extra sluice-recv options
@@ -447,11 +458,13 @@ if ! skip pacing; then
 		spid=$!
 		PIDS+=("$spid")
 		sleep 0.2
+		pt0=$(now) pst0=$(steal_ticks)
 		"$B/sluice-send" -v --to "127.0.0.1:$PORT" --rate "${rate}g" --fec "$FEC_PCT%" \
 			--repeat "$passes" --key "$W/keys/s/sender.key" \
 			--recipient "$W/keys/r/receiver.pub" --state-dir "$W/state" "$W/rand.bin" \
 			>"$W/pace$rate.log" 2>&1 || true
 		wait "$spid" || true
+		psteal=$(steal_pct "$pst0" "$(calc "$(now) - $pt0")")
 		wire=$(grep -o 'wire_gbps=[0-9.]*' "$W/pace$rate.sink" | cut -d= -f2 || true)
 		secs=$(grep -o 'seconds=[0-9.]*' "$W/pace$rate.sink" | cut -d= -f2 || true)
 		own=$(grep -o '[0-9]* Mb/s on the wire' "$W/pace$rate.log" | awk '{ print $1 }' || true)
@@ -459,8 +472,8 @@ if ! skip pacing; then
 		q=$(grep -o 'waited for frames.*' "$W/pace$rate.log" || echo "-")
 		err=$(calc "($wire - $rate) / $rate * 100" 1)
 		say "pacing --rate ${rate}g: sink saw $(calc "$wire" 3) Gb/s over $(calc "$secs" 1) s" \
-			"(error $err%), sender says ${own:-?} Mb/s; transmit thread $q"
-		PACE_SUM="${PACE_SUM:+$PACE_SUM, }$err% at ${rate}g"
+			"(error $err%), sender says ${own:-?} Mb/s; transmit thread $q; steal $psteal%"
+		PACE_SUM="${PACE_SUM:+$PACE_SUM, }$err% at ${rate}g (steal $psteal%)"
 		[ "$(calc "$err < -2 || $err > 2" 0)" = 1 ] && PACE_OK=0
 		# the same token bucket with nothing to encode: pacing alone
 		ceiling_run "${rate}g" 5
@@ -493,7 +506,7 @@ fi
 # tenths of a CPU-second per GiB) to a fresh sluice-recv, on a rate ladder.
 # replay_run NAME RATE: sets R_OK R_GOOD (file Gb/s over the playback) R_WIRE
 replay_run() {
-	local name=$1 rate=$2 out=$W/$1 rrc=0 secs
+	local name=$1 rate=$2 out=$W/$1 rrc=0 secs t0 st0
 	next_port
 	rm -rf "$out"
 	mkdir -p "$out/inbox"
@@ -504,9 +517,11 @@ replay_run() {
 	local rpid=$!
 	PIDS+=("$rpid")
 	sleep 0.3
+	t0=$(now) st0=$(steal_ticks)
 	"$B/udp_ceiling" replay --to "127.0.0.1:$PORT" --file "$W/rec.bin" --rate "$rate" \
 		>"$out.replay" 2>&1 || true
 	wait "$rpid" || rrc=$?
+	R_STEAL=$(steal_pct "$st0" "$(calc "$(now) - $t0")")
 	R_OK=0
 	[ "$rrc" = 0 ] && cmp -s "$W/rand.bin" "$out/inbox/rand.bin" && R_OK=1
 	rm -rf "$out/inbox"
@@ -515,7 +530,7 @@ replay_run() {
 	R_WIRE=${R_WIRE:-0}
 	R_GOOD=$(calc "${secs:-0} > 0 ? $BYTES * 8 / ${secs:-1} / 1e9 : 0" 3)
 }
-SA_GOOD=0 RA_BEST=0 RA_RATE=""
+SA_GOOD=0 SA_STEAL=0 RA_BEST=0 RA_RATE=""
 if ! skip sides; then
 	log "sides: sluice-send alone at 8g into a sink; sluice-recv alone from a recording"
 	for what in alone rec; do
@@ -527,6 +542,7 @@ if ! skip sides; then
 		spid=$!
 		PIDS+=("$spid")
 		sleep 0.2
+		t0=$(now) st0=$(steal_ticks)
 		r=8g
 		[ "$what" = rec ] && r=1.5g # a rate the pair sustains with room to spare
 		"$TIME" -f "$TFMT" -o "$W/s$what.send.time" "$B/sluice-send" --to "127.0.0.1:$PORT" \
@@ -534,6 +550,7 @@ if ! skip sides; then
 			--recipient "$W/keys/r/receiver.pub" --state-dir "$W/state" "$W/rand.bin" \
 			>"$W/s$what.send.log" 2>&1 || true
 		wait "$spid" || true
+		[ "$what" = alone ] && SA_STEAL=$(steal_pct "$st0" "$(calc "$(now) - $t0")")
 	done
 	secs=$(grep -o ' in [0-9.]* s' "$W/salone.send.log" | awk '{ print $2 }' || true)
 	wire=$(grep -o '[0-9]* Mb/s on the wire' "$W/salone.send.log" | awk '{ print $1 }' || true)
@@ -541,7 +558,8 @@ if ! skip sides; then
 	say "sender alone --rate 8g: wire $(calc "${wire:-0} / 1000" 2) Gb/s, goodput $SA_GOOD Gb/s" \
 		"(send phase); CPU $(cpu_of "$W/salone.send.time") s; the sink got" \
 		"$(grep -o 'received=[0-9]*' "$W/salone.sink" | cut -d= -f2 || echo 0) of" \
-		"$(grep -o '[0-9]* frames' "$W/salone.send.log" | awk '{ print $1 }' || echo '?') frames"
+		"$(grep -o '[0-9]* frames' "$W/salone.send.log" | awk '{ print $1 }' || echo '?') frames;" \
+		"steal $SA_STEAL%"
 	sent=$(grep -o '[0-9]* frames' "$W/srec.send.log" | awk '{ print $1 }' || true)
 	got=$(grep -o 'received=[0-9]*' "$W/srec.sink" | cut -d= -f2 || true)
 	if [ -z "$sent" ] || [ "$sent" != "$got" ]; then
@@ -552,7 +570,8 @@ if ! skip sides; then
 			replay_run "ra$i" "${rate}g"
 			say "receiver alone, playback at ${rate}g: $([ "$R_OK" = 1 ] && echo identical ||
 				echo FAILED), wire $(calc "$R_WIRE" 2) Gb/s, goodput $R_GOOD Gb/s; CPU recv" \
-				"$(cpu_of "$W/ra$i.recv.time") s; peak RSS $(rss_of "$W/ra$i.recv.time") MiB"
+				"$(cpu_of "$W/ra$i.recv.time") s; peak RSS $(rss_of "$W/ra$i.recv.time") MiB;" \
+				"steal $R_STEAL%"
 			if [ "$R_OK" = 1 ]; then
 				if [ "$(calc "$R_GOOD > $RA_BEST" 0)" = 1 ]; then RA_BEST=$R_GOOD RA_RATE=${rate}g; fi
 				lo=$rate
@@ -692,5 +711,9 @@ if ! skip sides; then
 	say "  receiver alone    $RA_BEST Gb/s goodput (a recorded send played back at ${RA_RATE:-none})"
 fi
 [ -n "$SL_NAME" ] && say "  receiver peak RSS $(rss_of "$W/$SL_NAME.recv.time") MiB (${MB} MiB file)"
+RUN_STEAL=$(steal_pct "$RUN_ST0" "$(calc "$(now) - $RUN_T0")")
+say "  hypervisor steal  $RUN_STEAL% of $(nproc) CPUs over the run (time the host ran other guests;" \
+	"$([ "$(calc "$RUN_STEAL > 2" 0)" = 1 ] && echo "above 2%, rates and pacing measure the host as much as sluice" ||
+		echo "too little to matter"))"
 [ "$KEEP" = 1 ] && log "results and logs in $W"
 exit 0
