@@ -15,7 +15,9 @@
 # delivers (byte-identical output; for (a) no datagram lost). Goodput is file
 # bytes per second; every figure is from this run, so compare the ratios
 # rather than absolute numbers on a shared machine. Then: the compressible
-# file, --mtu 9000, and a perf profile of sender and receiver.
+# file, --mtu 9000, and a perf profile of sender and receiver. Every timed
+# step also prints the hypervisor's steal over it: on a VM whose host is
+# busy, that is CPU time neither program got.
 #
 # Usage: tools/bench.sh            (1 GiB files, about 8-10 minutes)
 #   BENCH_MB=256 tools/bench.sh    smaller files for a quick run
@@ -281,7 +283,8 @@ fi
 # ================= (b) sluice =================
 # sluice_run NAME FILE RATE [sluice-send options]: one transfer; sets S_OK S_GOOD
 # (file Gb/s over the send phase) S_E2E (file Gb/s, sender start to publication)
-# S_WIRE (sender's wire Mb/s) and leaves times in $W/NAME.{send,recv}.time
+# S_WIRE (sender's wire Mb/s) S_STEAL (% of the CPUs the hypervisor took over it)
+# and leaves times in $W/NAME.{send,recv}.time
 sluice_run() {
 	local name=$1 file=$2 rate=$3 p out t0 t1 st0 rrc=0 src=0 secs dgrams
 	shift 3
@@ -504,7 +507,7 @@ fi
 # 8g into a sink with GRO (cheap). Receiver alone: one sluice-send run is
 # recorded by the sink, then played back by udp_ceiling replay (a few
 # tenths of a CPU-second per GiB) to a fresh sluice-recv, on a rate ladder.
-# replay_run NAME RATE: sets R_OK R_GOOD (file Gb/s over the playback) R_WIRE
+# replay_run NAME RATE: sets R_OK R_GOOD (file Gb/s over the playback) R_WIRE R_STEAL
 replay_run() {
 	local name=$1 rate=$2 out=$W/$1 rrc=0 secs t0 st0
 	next_port
