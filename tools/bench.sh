@@ -87,8 +87,11 @@ now() { date +%s.%N; }
 # how much it lost.
 TICK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 steal_ticks() { awk '/^cpu / { print $9 + 0 }' /proc/stat 2>/dev/null || echo 0; }
-steal_pct() { # TICKS_BEFORE SECONDS: % of all CPUs stolen since TICKS_BEFORE
-	calc "$2 > 0 ? ($(steal_ticks) - $1) / $TICK / ($2 * $(nproc)) * 100 : 0" 1
+steal_mark() { echo "$(now) $(steal_ticks)"; }
+steal_since() { # MARK (from steal_mark): % of all CPUs stolen since then
+	local secs
+	secs=$(calc "$(now) - ${1% *}")
+	calc "$secs > 0 ? ($(steal_ticks) - ${1#* }) / $TICK / ($secs * $(nproc)) * 100 : 0" 1
 }
 
 # --- build ---
@@ -134,7 +137,7 @@ say "host: $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | se
 say "tree: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" \
 	diff --quiet HEAD 2>/dev/null || echo ' with uncommitted changes')"
 say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-RUN_T0=$(now) RUN_ST0=$(steal_ticks)
+RUN_MARK=$(steal_mark)
 
 # time_fields FILE -> "wall user sys maxrss_kib" from /usr/bin/time -f
 TFMT='%e %U %S %M'
@@ -286,7 +289,7 @@ fi
 # S_WIRE (sender's wire Mb/s) S_STEAL (% of the CPUs the hypervisor took over it)
 # and leaves times in $W/NAME.{send,recv}.time
 sluice_run() {
-	local name=$1 file=$2 rate=$3 p out t0 t1 st0 rrc=0 src=0 secs dgrams
+	local name=$1 file=$2 rate=$3 p out t0 t1 mark rrc=0 src=0 secs dgrams
 	shift 3
 	next_port
 	p=$PORT
@@ -300,14 +303,14 @@ sluice_run() {
 	local rpid=$!
 	PIDS+=("$rpid")
 	sleep 0.3
-	t0=$(now) st0=$(steal_ticks)
+	t0=$(now) mark=$(steal_mark)
 	"$TIME" -f "$TFMT" -o "$out.send.time" timeout 600 "$B/sluice-send" \
 		--to "127.0.0.1:$p" --rate "$rate" --fec "$FEC_PCT%" --key "$W/keys/s/sender.key" \
 		--recipient "$W/keys/r/receiver.pub" --state-dir "$W/state" "$@" "$file" \
 		>"$out.send.log" 2>&1 || src=$?
 	wait "$rpid" || rrc=$?
 	t1=$(now)
-	S_STEAL=$(steal_pct "$st0" "$(calc "$t1 - $t0")")
+	S_STEAL=$(steal_since "$mark")
 	S_OK=0
 	if [ "$src" = 0 ] && [ "$rrc" = 0 ] && cmp -s "$file" "$out/inbox/$(basename "$file")"; then
 		S_OK=1
@@ -461,13 +464,13 @@ if ! skip pacing; then
 		spid=$!
 		PIDS+=("$spid")
 		sleep 0.2
-		pt0=$(now) pst0=$(steal_ticks)
+		mark=$(steal_mark)
 		"$B/sluice-send" -v --to "127.0.0.1:$PORT" --rate "${rate}g" --fec "$FEC_PCT%" \
 			--repeat "$passes" --key "$W/keys/s/sender.key" \
 			--recipient "$W/keys/r/receiver.pub" --state-dir "$W/state" "$W/rand.bin" \
 			>"$W/pace$rate.log" 2>&1 || true
 		wait "$spid" || true
-		psteal=$(steal_pct "$pst0" "$(calc "$(now) - $pt0")")
+		psteal=$(steal_since "$mark")
 		wire=$(grep -o 'wire_gbps=[0-9.]*' "$W/pace$rate.sink" | cut -d= -f2 || true)
 		secs=$(grep -o 'seconds=[0-9.]*' "$W/pace$rate.sink" | cut -d= -f2 || true)
 		own=$(grep -o '[0-9]* Mb/s on the wire' "$W/pace$rate.log" | awk '{ print $1 }' || true)
@@ -509,7 +512,7 @@ fi
 # tenths of a CPU-second per GiB) to a fresh sluice-recv, on a rate ladder.
 # replay_run NAME RATE: sets R_OK R_GOOD (file Gb/s over the playback) R_WIRE R_STEAL
 replay_run() {
-	local name=$1 rate=$2 out=$W/$1 rrc=0 secs t0 st0
+	local name=$1 rate=$2 out=$W/$1 rrc=0 secs mark
 	next_port
 	rm -rf "$out"
 	mkdir -p "$out/inbox"
@@ -520,11 +523,11 @@ replay_run() {
 	local rpid=$!
 	PIDS+=("$rpid")
 	sleep 0.3
-	t0=$(now) st0=$(steal_ticks)
+	mark=$(steal_mark)
 	"$B/udp_ceiling" replay --to "127.0.0.1:$PORT" --file "$W/rec.bin" --rate "$rate" \
 		>"$out.replay" 2>&1 || true
 	wait "$rpid" || rrc=$?
-	R_STEAL=$(steal_pct "$st0" "$(calc "$(now) - $t0")")
+	R_STEAL=$(steal_since "$mark")
 	R_OK=0
 	[ "$rrc" = 0 ] && cmp -s "$W/rand.bin" "$out/inbox/rand.bin" && R_OK=1
 	rm -rf "$out/inbox"
@@ -545,7 +548,7 @@ if ! skip sides; then
 		spid=$!
 		PIDS+=("$spid")
 		sleep 0.2
-		t0=$(now) st0=$(steal_ticks)
+		mark=$(steal_mark)
 		r=8g
 		[ "$what" = rec ] && r=1.5g # a rate the pair sustains with room to spare
 		"$TIME" -f "$TFMT" -o "$W/s$what.send.time" "$B/sluice-send" --to "127.0.0.1:$PORT" \
@@ -553,7 +556,7 @@ if ! skip sides; then
 			--recipient "$W/keys/r/receiver.pub" --state-dir "$W/state" "$W/rand.bin" \
 			>"$W/s$what.send.log" 2>&1 || true
 		wait "$spid" || true
-		[ "$what" = alone ] && SA_STEAL=$(steal_pct "$st0" "$(calc "$(now) - $t0")")
+		[ "$what" = alone ] && SA_STEAL=$(steal_since "$mark")
 	done
 	secs=$(grep -o ' in [0-9.]* s' "$W/salone.send.log" | awk '{ print $2 }' || true)
 	wire=$(grep -o '[0-9]* Mb/s on the wire' "$W/salone.send.log" | awk '{ print $1 }' || true)
@@ -714,7 +717,7 @@ if ! skip sides; then
 	say "  receiver alone    $RA_BEST Gb/s goodput (a recorded send played back at ${RA_RATE:-none})"
 fi
 [ -n "$SL_NAME" ] && say "  receiver peak RSS $(rss_of "$W/$SL_NAME.recv.time") MiB (${MB} MiB file)"
-RUN_STEAL=$(steal_pct "$RUN_ST0" "$(calc "$(now) - $RUN_T0")")
+RUN_STEAL=$(steal_since "$RUN_MARK")
 say "  hypervisor steal  $RUN_STEAL% of $(nproc) CPUs over the run (time the host ran other guests;" \
 	"$([ "$(calc "$RUN_STEAL > 2" 0)" = 1 ] && echo "above 2%, rates and pacing measure the host as much as sluice" ||
 		echo "too little to matter"))"
