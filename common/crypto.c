@@ -109,6 +109,12 @@ enum aead_alg aead_default(void)
 	return crypto_aead_aes256gcm_is_available() ? AEAD_AES256GCM : AEAD_XCHACHA20POLY1305;
 }
 
+int aead_supported(enum aead_alg alg)
+{
+	return alg == AEAD_XCHACHA20POLY1305 ||
+	       (alg == AEAD_AES256GCM && crypto_aead_aes256gcm_is_available());
+}
+
 const char *aead_name(enum aead_alg alg)
 {
 	switch (alg) {
@@ -137,9 +143,7 @@ struct aead_ctx *aead_new(enum aead_alg alg, const uint8_t key[static SESSION_KE
 {
 	struct aead_ctx *c;
 
-	if (alg != AEAD_AES256GCM && alg != AEAD_XCHACHA20POLY1305)
-		return NULL;
-	if (alg == AEAD_AES256GCM && !crypto_aead_aes256gcm_is_available())
+	if (!aead_supported(alg))
 		return NULL;
 	/* sodium_malloc places the object at the end of a page; round the
 	 * size to 16 so the AES state stays aligned. */

@@ -32,6 +32,9 @@ __attribute__((warn_unused_result)) int aead_force_impl(enum aead_impl impl);
 /* AES-256-GCM where the CPU has AES-NI and PCLMUL, XChaCha20-Poly1305
  * otherwise. */
 enum aead_alg aead_default(void);
+/* 1 when contexts of alg can be made on this CPU (AES-256-GCM needs AES-NI
+ * and PCLMUL), else 0. aead_new failing for a supported alg means memory. */
+int aead_supported(enum aead_alg alg);
 const char *aead_name(enum aead_alg alg);
 /* Parse "aes256gcm" / "xchacha20poly1305" / "auto"; AEAD_INVALID if unknown. */
 enum aead_alg aead_parse(const char *s);

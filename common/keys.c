@@ -438,8 +438,11 @@ int keyfile_read(const char *path, enum key_kind kind, uint8_t *out, uint8_t id[
 	 * writer would produce for these bytes. */
 	{
 		char canon[B64_MAX + 1];
+		int differs;
 		sodium_bin2base64(canon, sizeof(canon), key, len, sodium_base64_VARIANT_ORIGINAL);
-		if (memcmp(canon, p.b64, p.b64_len) != 0) {
+		differs = memcmp(canon, p.b64, p.b64_len) != 0;
+		sodium_memzero(canon, sizeof(canon)); /* the secret, spelt out */
+		if (differs) {
 			ret = parse_fail(path, err, errlen, "the key line is not valid base64");
 			goto out;
 		}

@@ -67,6 +67,36 @@ int parse_percent(const char *s, double *pct)
 	return 0;
 }
 
+int parse_uint(const char *s, int base, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!(s[0] >= '0' && s[0] <= '9'))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, base);
+	if (errno || *end || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int parse_decimal(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	if (!((s[0] >= '0' && s[0] <= '9') || s[0] == '.') || strpbrk(s, "eExXnNiIpP"))
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v))
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
 int parse_hostport(const char *s, int passive, struct sockaddr_storage *ss, socklen_t *sl,
                    char *err, size_t errlen)
 {

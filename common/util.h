@@ -15,6 +15,14 @@
 __attribute__((warn_unused_result)) int parse_rate(const char *s, uint64_t *bps);
 /* "10%", "10", "2.5%": 0 <= value <= 1000. Returns 0 or -EINVAL. */
 __attribute__((warn_unused_result)) int parse_percent(const char *s, double *pct);
+/* A plain unsigned integer in base 10 or 8: digits only (no sign, space or
+ * empty string, which strtoul would take as 0 or wrap round), at most max.
+ * Returns 0 or -EINVAL. */
+__attribute__((warn_unused_result)) int parse_uint(const char *s, int base, uint64_t max,
+                                                   uint64_t *out);
+/* A plain non-negative decimal number such as "3", "0.5" or ".25": digits
+ * and a point only, finite. Returns 0 or -EINVAL. */
+__attribute__((warn_unused_result)) int parse_decimal(const char *s, double *out);
 /* "HOST:PORT", "[V6]:PORT". Resolves with getaddrinfo (numeric or name).
  * Returns 0, or -EINVAL with a user-facing message in err. */
 __attribute__((warn_unused_result)) int parse_hostport(const char *s, int passive,

@@ -111,8 +111,11 @@ static int bad(const char *what, const char *arg)
 static int parse_size(const char *s, uint64_t *out)
 {
 	char *end;
-	double v = strtod(s, &end);
-	double mul = 1;
+	double v, mul = 1;
+
+	if (!((s[0] >= '0' && s[0] <= '9') || s[0] == '.'))
+		return -EINVAL; /* no sign, space or empty string */
+	v = strtod(s, &end);
 
 	switch (*end) {
 	case 'k':
@@ -178,7 +181,6 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 	char cerr[600];
 	uint64_t v;
 	double d;
-	char *end;
 	int c;
 
 	if (config_apply(argc, argv, longopts, &argc, &argv, cerr, sizeof(cerr)) < 0) {
@@ -247,21 +249,19 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 		case 'T':
 		case 'g':
 		case 'O':
-			d = strtod(optarg, &end);
-			if (*end || !(d > 0) || d > 86400 * 7)
-				return bad("not a number of seconds:", optarg);
+			if (parse_decimal(optarg, &d) < 0 || !(d > 0) || d > 86400 * 7)
+				return bad("not a number of seconds from 0 to 604800:", optarg);
 			*(c == 'T'   ? &cfg->session_timeout_ns
 			  : c == 'g' ? &cfg->end_grace_ns
 			             : &cfg->link_timeout_ns) = (uint64_t)(d * 1e9);
 			break;
 		case 'S':
-			cfg->max_sessions = (unsigned)strtoul(optarg, &end, 10);
-			if (*end || cfg->max_sessions < 1 || cfg->max_sessions > 4096)
+			if (parse_uint(optarg, 10, 4096, &v) < 0 || v < 1)
 				return bad("--max-sessions must be 1 to 4096, not", optarg);
+			cfg->max_sessions = (unsigned)v;
 			break;
 		case 'K':
-			d = strtod(optarg, &end);
-			if (*end || !(d >= 0) || d > 24 * 365)
+			if (parse_decimal(optarg, &d) < 0 || d > 24 * 365)
 				return bad("--keep-partial takes hours from 0 to 8760, not",
 				           optarg);
 			cfg->partial_keep_s = (uint64_t)(d * 3600);
@@ -286,11 +286,11 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 			o->ring_bytes = (size_t)v << 20;
 			break;
 		case 'F':
-			o->file_mode = (unsigned)strtoul(optarg, &end, 8);
-			if (*end || o->file_mode > 0777)
+			if (parse_uint(optarg, 8, 0777, &v) < 0)
 				return bad(
 				    "--file-mode must be octal permission bits like 0640, not",
 				    optarg);
+			o->file_mode = (unsigned)v;
 			break;
 		case 'c': /* read by config_apply before parsing */
 			break;
@@ -317,8 +317,11 @@ static int load_keys(const struct options *o, struct rcv_config *cfg)
 
 	cfg->box_sk = sodium_malloc(32);
 	cfg->trusted = calloc(o->ntrust, sizeof(*cfg->trusted));
-	if (!pair || !cfg->box_sk || !cfg->trusted)
+	if (!pair || !cfg->box_sk || !cfg->trusted) {
+		log_err("out of memory loading the keys");
+		rc = -2;
 		goto out;
+	}
 	if (keyfile_read(o->key, KEY_BOX_SECRET, pair, cfg->my_id, err, sizeof(err)) < 0)
 		goto fail;
 	memcpy(cfg->box_sk, pair, 32);
@@ -501,8 +504,9 @@ static void lifecycle_receipt(struct receipt_log *log, const char *event, const 
 		            r->stats.datagrams - r->stats.accepted - r->stats.announce_repeat -
 		                r->stats.late_status - r->stats.beacon_ok);
 	}
-	if (receipt_commit(rec) < 0)
-		log_err("cannot append to the receipt log");
+	int rc = receipt_commit(rec);
+	if (rc < 0)
+		log_err("cannot append to the receipt log: %s", strerror(-rc));
 }
 
 /* Landlock allows writes only beneath these: the inbox, the state
@@ -601,6 +605,24 @@ static int confine(const struct options *o, const char *state, const char *recei
 	return 0;
 }
 
+/* Publication renames into the inbox. Find out now, as the account and
+ * inside the sandbox the receiver runs in, whether it can, rather than
+ * failing every object. The probe is a dot-name, which no published name
+ * can be and which consumers skip (docs/OPERATIONS.md). */
+static int inbox_writable(const struct options *o, int inbox_fd)
+{
+	static const char probe[] = ".sluice-write-check";
+
+	if ((mkdirat(inbox_fd, probe, 0700) == 0 || errno == EEXIST) &&
+	    unlinkat(inbox_fd, probe, AT_REMOVEDIR) == 0)
+		return 0;
+	log_err("cannot create files in the inbox %s as %s: %s; publication needs write access "
+	        "to it: chown or chmod the directory%s",
+	        o->inbox, o->user ? o->user : "this user", strerror(errno),
+	        errno == EROFS ? " (it is on a read-only filesystem)" : "");
+	return -1;
+}
+
 #define METRICS_NS 10000000000ull
 
 /* What the receive side dropped itself (full ring, full socket buffer), for
@@ -675,19 +697,31 @@ int main(int argc, char **argv)
 	if (parse_args(argc, argv, &o, &cfg) < 0)
 		return EXIT_USAGE;
 	log_setup("sluice-recv", o.quiet ? LOG_WARN : o.verbose ? LOG_DEBUG : LOG_INFO);
+	if (o.user) { /* a configuration error: found before anything is opened */
+		uid_t uid;
+		gid_t gid;
+		if (sandbox_user(o.user, &uid, &gid, err, sizeof(err)) < 0) {
+			log_err("%s", err);
+			return EXIT_USAGE;
+		}
+	}
 	/* One AES-GCM context per session in the table, a few spare for
 	 * sessions being replaced, and those of finished sessions kept for
 	 * their late END frames (RCV_TOMBS). */
-	if (crypto_setup_contexts(cfg.max_sessions + 4 + RCV_TOMBS) < 0)
+	if (crypto_setup_contexts(cfg.max_sessions + 4 + RCV_TOMBS) < 0) {
+		log_err("libsodium failed to initialise");
 		return EXIT_FAILED;
+	}
 	if (parse_hostport(o.listen, 1, &addr, &alen, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		return EXIT_USAGE;
 	}
-	if (load_keys(&o, &cfg) < 0) {
-		rc = EXIT_KEYS;
+	rc = load_keys(&o, &cfg);
+	if (rc < 0) {
+		rc = rc == -2 ? EXIT_FAILED : EXIT_KEYS;
 		goto out;
 	}
+	rc = EXIT_FAILED;
 	snprintf(state, sizeof(state), "%s", o.state ? o.state : o.inbox);
 	if (!o.state)
 		strncat(state, "/.sluice", sizeof(state) - strlen(state) - 1);
@@ -730,9 +764,9 @@ int main(int argc, char **argv)
 		         state);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
-	log_info("listening on %s, inbox %s, receipts %s", o.listen, o.inbox, receipts);
-	if (confine(&o, state, receipts) < 0)
+	if (confine(&o, state, receipts) < 0 || inbox_writable(&o, st.inbox_fd) < 0)
 		goto out;
+	log_info("listening on %s, inbox %s, receipts %s", o.listen, o.inbox, receipts);
 	if (o.selftest) {
 		/* 77: "skipped" for test runners, in builds without a sandbox */
 		rc = sandbox_supported() && !o.no_sandbox ? sandbox_selftest(o.selftest) : 77;

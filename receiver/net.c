@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The receiving socket: bound UDP, a large kernel buffer, batched recvmmsg. */
 #include <errno.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,8 +51,16 @@ int net_open(struct net_rx *n, const struct sockaddr_storage *addr, socklen_t al
 	atomic_store(&n->sock_dropped, 0);
 	if (bind(n->fd, (const struct sockaddr *)addr, alen) < 0) {
 		int e = errno;
-		snprintf(err, errlen, "cannot listen on that address: %s%s", strerror(e),
-		         e == EADDRINUSE ? " (is another sluice-recv running?)" : "");
+		char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
+		(void)getnameinfo((const struct sockaddr *)addr, alen, host, sizeof(host), port,
+		                  sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
+		snprintf(err, errlen, "cannot listen on %s port %s: %s%s", host, port, strerror(e),
+		         e == EADDRINUSE      ? " (is another sluice-recv running on it?)"
+		         : e == EADDRNOTAVAIL ? " (that address is not one of this host's; check "
+		                                "--listen, or use 0.0.0.0)"
+		         : e == EACCES        ? " (ports below 1024 need root or "
+		                                "CAP_NET_BIND_SERVICE; use a higher port)"
+		                              : "");
 		close(n->fd);
 		n->fd = -1;
 		return -e;

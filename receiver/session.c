@@ -477,18 +477,18 @@ static int open_session_key(struct receiver *r, struct session *s)
 	if (crypto_box_seal_open(key, s->an.sealed_key, PROTO_SEALED_LEN, r->cfg->box_pk,
 	                         r->cfg->box_sk) == 0) {
 		s->aead = aead_new(s->an.aead, key);
-		rc = s->aead ? 0 : -ENOTSUP;
+		rc = s->aead ? 0 : aead_supported(s->an.aead) ? -ENOMEM : -ENOTSUP;
 	}
 	sodium_free(key);
 	return rc;
 }
 
-/* The table is full: make room for an announcement newer than the oldest
- * transfer in it. Announcements can be replayed by anyone on the low side
- * but not forged, so a replayed one is always older than the transfer a
- * trusted sender is starting now, and cannot keep it out. Returns 1 when a
- * slot was freed. */
-static int evict_older(struct receiver *r, const struct announce *an)
+/* The table is full: the transfer that makes room for an announcement
+ * newer than the oldest one in it, or NULL. Announcements can be replayed by
+ * anyone on the low side but not forged, so a replayed one is always older
+ * than the transfer a trusted sender is starting now, and cannot keep it
+ * out. */
+static struct session *older_victim(struct receiver *r, const struct announce *an)
 {
 	struct session *oldest = NULL;
 
@@ -496,11 +496,8 @@ static int evict_older(struct receiver *r, const struct announce *an)
 		if (!oldest || r->sessions[i]->an.created_ns < oldest->an.created_ns)
 			oldest = r->sessions[i];
 	if (!oldest || oldest->an.created_ns >= an->created_ns)
-		return 0;
-	r->stats.sessions_evicted++;
-	session_fail(r, oldest, "incomplete",
-	             "the session table was full and a newer transfer arrived (--max-sessions)");
-	return 1;
+		return NULL;
+	return oldest;
 }
 
 static void new_session(struct receiver *r, const uint8_t *buf, const struct announce *an,
@@ -513,7 +510,11 @@ static void new_session(struct receiver *r, const uint8_t *buf, const struct ann
 		refuse(r, an, k, "object larger than --max-object-size");
 		return;
 	}
-	if (r->nsessions >= r->cfg->max_sessions && !evict_older(r, an)) {
+	/* A full table loses its oldest transfer only once the new one has
+	 * opened its key and has its memory: one whose key does not open
+	 * does not cost another its place. */
+	struct session *victim = NULL;
+	if (r->nsessions >= r->cfg->max_sessions && !(victim = older_victim(r, an))) {
 		r->stats.announce_refused++; /* not dead: it may fit later */
 		log_debug("session table full, ignoring an announcement");
 		return;
@@ -536,8 +537,9 @@ static void new_session(struct receiver *r, const uint8_t *buf, const struct ann
 	if (rc < 0) {
 		session_free(r, s);
 		refuse(r, an, k,
-		       rc == -ENOTSUP ? "AEAD algorithm not available on this receiver"
-		                      : "session key does not open with this receiver's key");
+		       rc == -ENOTSUP  ? "AEAD algorithm not available on this receiver"
+		       : rc == -ENOMEM ? "out of memory for the session's cipher context"
+		                       : "session key does not open with this receiver's key");
 		return;
 	}
 	if (session_alloc(r, s) < 0) {
@@ -546,13 +548,23 @@ static void new_session(struct receiver *r, const uint8_t *buf, const struct ann
 		log_err("out of memory for a new session");
 		return;
 	}
+	/* Before the staging file: there are never more than --max-sessions,
+	 * and the victim's file may be what frees the space. */
+	if (victim) {
+		r->stats.sessions_evicted++;
+		session_fail(r, victim, "incomplete",
+		             "the session table was full and a newer transfer arrived "
+		             "(--max-sessions)");
+	}
 	rc = staging_create(r->st, s->id, an->object_size, s->part, &s->fd);
 	if (rc < 0) {
 		s->part[0] = '\0';
 		session_free(r, s);
+		char why[160];
+		snprintf(why, sizeof(why), "cannot create a staging file: %s", strerror(-rc));
 		refuse(r, an, k,
-		       rc == -ENOSPC ? "not enough free disk space for the object"
-		                     : "cannot create a staging file");
+		       rc == -ENOSPC || rc == -EDQUOT ? "not enough free disk space for the object"
+		                                      : why);
 		return;
 	}
 	r->sessions[r->nsessions++] = s;
@@ -894,7 +906,7 @@ static const char *block_stored(struct session *s, const struct wdone *d)
 	if (d->err == -EBADMSG)
 		return "a compressed block does not decompress to its declared size";
 	if (d->err)
-		return d->err == -ENOSPC ? ERR_DISK_FULL : ERR_WRITE;
+		return d->err == -ENOSPC || d->err == -EDQUOT ? ERR_DISK_FULL : ERR_WRITE;
 	if (d->mismatch)
 		return "a block does not match its hash in the manifest";
 	if (!bit(s->done, b)) { /* counted once, whatever happens upstream */
@@ -1204,9 +1216,10 @@ static void publish(struct receiver *r, struct session *s)
 		return;
 	}
 	if (rc < 0) {
-		if (!why[0] || rc == -ENOSPC)
+		if (!why[0] || rc == -ENOSPC || rc == -EDQUOT)
 			snprintf(why, sizeof(why), "%s",
-			         rc == -ENOSPC ? "disk full while publishing" : strerror(-rc));
+			         rc == -ENOSPC || rc == -EDQUOT ? "disk full while publishing"
+			                                        : strerror(-rc));
 		session_fail(r, s, "failed", why);
 		return;
 	}
@@ -1379,6 +1392,12 @@ int rcv_recover(struct receiver *r)
 	const char *event = "published", *why;
 	int rc = ledger_intent_read(r->ledger, &in);
 
+	if (rc < 0)
+		log_err(
+		    "cannot read the publication journal (STATE/publishing, left by a receiver "
+		    "that stopped while publishing): %s; make the state directory and that file "
+		    "readable and writable by the account the receiver runs as",
+		    strerror(-rc));
 	if (rc <= 0)
 		return rc;
 	if (fstatat(r->st->inbox_fd, in.name, &st, AT_SYMLINK_NOFOLLOW) < 0) {

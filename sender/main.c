@@ -134,7 +134,7 @@ static const struct option longopts[] = {
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	char cerr[600];
-	char *end;
+	uint64_t u;
 	int c;
 
 	if (config_apply(argc, argv, longopts, &argc, &argv, cerr, sizeof(cerr)) < 0) {
@@ -172,17 +172,17 @@ static int parse_args(int argc, char **argv, struct options *o)
 				           optarg);
 			break;
 		case 'm':
-			o->mtu = (unsigned)strtoul(optarg, &end, 10);
-			if (*end || o->mtu < 1100 || o->mtu > 9000)
+			if (parse_uint(optarg, 10, 9000, &u) < 0 || u < 1100)
 				return bad("--mtu '%s' must be between 1100 and 9000", optarg);
+			o->mtu = (unsigned)u;
 			break;
 		case 'n':
 			o->name = optarg;
 			break;
 		case 'N':
-			o->repeat = (unsigned)strtoul(optarg, &end, 10);
-			if (*end || o->repeat < 1 || o->repeat > 100)
+			if (parse_uint(optarg, 10, 100, &u) < 0 || u < 1)
 				return bad("--repeat '%s' must be between 1 and 100", optarg);
+			o->repeat = (unsigned)u;
 			break;
 		case 'C':
 			o->compress = 0;
@@ -195,16 +195,17 @@ static int parse_args(int argc, char **argv, struct options *o)
 				           optarg);
 			break;
 		case 'e':
-			o->ttl = strtoull(optarg, &end, 10);
-			if (*end || o->ttl == 0)
-				return bad("--expires '%s' must be a number of seconds", optarg);
+			/* at most ten years: the expiry time must not wrap round */
+			if (parse_uint(optarg, 10, 10ull * 366 * 86400, &o->ttl) < 0 || o->ttl == 0)
+				return bad(
+				    "--expires '%s' must be 1 to 316224000 seconds (ten years)",
+				    optarg);
 			break;
 		case 's':
 			o->state_dir = optarg;
 			break;
 		case 'Q': /* for rollback tests; the receiver decides what it accepts */
-			o->sequence = strtoull(optarg, &end, 10);
-			if (*end || o->sequence == 0)
+			if (parse_uint(optarg, 10, INT64_MAX, &o->sequence) < 0 || o->sequence == 0)
 				return bad("--sequence '%s' must be a positive number", optarg);
 			break;
 		case 'G':
@@ -223,15 +224,15 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->delete_sent = 1;
 			break;
 		case 'B':
-			o->beacon = strtod(optarg, &end);
-			if (*end || !(o->beacon == 0 || (o->beacon >= 0.1 && o->beacon <= 3600)))
+			if (parse_decimal(optarg, &o->beacon) < 0 ||
+			    !(o->beacon == 0 || (o->beacon >= 0.1 && o->beacon <= 3600)))
 				return bad("--beacon '%s' must be 0 or 0.1 to 3600 seconds",
 				           optarg);
 			break;
 		case 'Y':
-			o->retry = (unsigned)strtoul(optarg, &end, 10);
-			if (*end || o->retry < 1 || o->retry > 86400)
+			if (parse_uint(optarg, 10, 86400, &u) < 0 || u < 1)
 				return bad("--retry '%s' must be 1 to 86400 seconds", optarg);
+			o->retry = (unsigned)u;
 			break;
 		case 'p':
 			o->progress = 1;
@@ -380,7 +381,7 @@ static int send_entry(void *ctx, const char *path, const char *name)
 	const struct options *o = run->o;
 	struct transfer_result res = {0};
 	struct transfer_args ta = {0};
-	char err[512];
+	char err[512] = "out of memory";
 	uint64_t seq = o->sequence, bytes0 = run->tx->wire_bytes, dgrams0 = run->tx->datagrams;
 
 	if (!seq && seq_next(o->state_dir ? o->state_dir : run->sdir, run->sidhex, &seq, err,
@@ -475,12 +476,22 @@ int main(int argc, char **argv)
 	}
 	if (o.aead == AEAD_INVALID)
 		o.aead = aead_default(); /* needs sodium_init() for the CPU check */
+	if (!aead_supported(o.aead)) {
+		fprintf(stderr,
+		        "sluice-send: --aead aes256gcm needs a CPU with AES-NI and this one "
+		        "has none; use --aead auto or --aead xchacha20poly1305\n");
+		return EXIT_USAGE;
+	}
 	if (parse_hostport(o.to, 0, &dst, &dlen, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		return EXIT_USAGE;
 	}
 	sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
-	if (!sk || load_keys(&o, sk, run.sid, run.rpk, run.rid) < 0) {
+	if (!sk) {
+		log_err("out of memory for the signing key");
+		goto out;
+	}
+	if (load_keys(&o, sk, run.sid, run.rpk, run.rid) < 0) {
 		rc = EXIT_KEYS;
 		goto out;
 	}
@@ -499,7 +510,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	pathcopy = strdup(o.path);
-	if (pathcopy && send_entry(&run, o.path, o.name ? o.name : basename(pathcopy)) == 0)
+	if (!pathcopy)
+		log_err("out of memory");
+	else if (send_entry(&run, o.path, o.name ? o.name : basename(pathcopy)) == 0)
 		rc = EXIT_OK;
 out:
 	udp_tx_close(&tx);

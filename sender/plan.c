@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Pass one: content hash with its block prefix hashes, signed manifest. */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdio.h>
@@ -243,8 +244,10 @@ int plan_object(struct plan *p, const struct source *src, const struct plan_args
 	}
 	p->blocks = (uint32_t)blocks;
 	p->block_hashes = malloc(blocks ? blocks * PROTO_HASH_LEN : 1);
-	if (!p->block_hashes)
+	if (!p->block_hashes) {
+		snprintf(err, errlen, "out of memory for the hashes of %" PRIu64 " blocks", blocks);
 		return -ENOMEM;
+	}
 	rc = hash_blocks(p, src, err, errlen);
 	if (rc < 0)
 		return rc;

@@ -119,7 +119,7 @@ static int build_announce(struct tctx *c)
 		goto out;
 	c->enc.aead = aead_new(c->a->aead, key);
 	if (!c->enc.aead) {
-		rc = -ENOTSUP;
+		rc = aead_supported(c->a->aead) ? -ENOMEM : -ENOTSUP;
 		goto out;
 	}
 	proto_encode_announce(c->announce, &an);
@@ -473,7 +473,10 @@ static int run(struct tctx *c, char *err, size_t errlen)
 		}
 	}
 	if (rc < 0)
-		snprintf(err, errlen, "sending failed: %s", strerror(-rc));
+		snprintf(err, errlen,
+		         "sending failed: %s; check --to, the route to that address and any "
+		         "firewall on this host",
+		         strerror(-rc));
 	return rc;
 }
 

@@ -109,6 +109,17 @@ static int ensure_dir(const char *dir)
 		        dir);
 		return -1;
 	}
+	/* Whoever may rename entries in DIR can swap a key for one of their
+	 * own: only its owner (or root), or a sticky directory like /tmp. */
+	if (((st.st_mode & 022) && !(st.st_mode & S_ISVTX)) ||
+	    (st.st_uid != geteuid() && st.st_uid != 0)) {
+		fprintf(stderr,
+		        "%s: directory %s can be changed by other users (mode %04o, owner uid %u), "
+		        "who could replace the keys in it; use a directory only you can write to "
+		        "(chmod go-w %s)\n",
+		        prog, dir, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, dir);
+		return -1;
+	}
 	return 0;
 }
 

@@ -60,6 +60,19 @@ check "no program could be started" grep -q "exec /bin/false: Operation not perm
 if [ "$(id -u)" -ne 0 ] || ! id nobody >/dev/null 2>&1; then
 	echo "not root or no 'nobody' user: privilege drop not tested"
 else
+	# An inbox the --user account cannot write to is found at start-up, with
+	# the remedy, not by failing every object.
+	set +e
+	timeout -k 5 20 "$B/sluice-recv" --listen "127.0.0.1:$PORT" --inbox "$T/inbox" \
+		--key "$T/keys/receiver/receiver.key" --trust "$T/keys/sender/sender.pub" \
+		--user nobody --once 2>"$T/ro.log"
+	rc=$?
+	set -e
+	check "an inbox nobody cannot write to: refused at start-up (exit 1)" test "$rc" -eq 1
+	check "... saying so, with the remedy" \
+		grep -q "cannot create files in the inbox .* as nobody: Permission denied.*chown or chmod" "$T/ro.log"
+	check "... and no probe left behind" test -z "$(ls -A "$T/inbox" | grep -v '^\.sluice$')"
+
 	chown nobody "$T/inbox"
 	head -c $((3 << 20)) /dev/urandom >"$T/file.bin"
 	recv --user nobody --once -q 2>"$T/recv.log" &
