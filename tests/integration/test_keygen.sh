@@ -138,6 +138,17 @@ head -c 60 "$tmp/s/sender.pub" >"$tmp/short.pub"
 check_exit "truncated key file: refused" 1 kg id "$tmp/short.pub"
 check_exit "missing key file: refused" 1 kg id "$tmp/nonexistent.pub"
 
+# --- a directory others can write to ----------------------------------------
+# Whoever can rename entries in DIR could swap the keys for their own.
+mkdir -m 0777 "$tmp/open"
+chmod 0777 "$tmp/open"
+check_exit "world-writable DIR: refused" 1 kg sender "$tmp/open"
+check "world-writable DIR: says why and what to do" err_has "can be changed by other users.*chmod go-w"
+check "world-writable DIR: nothing created" test -z "$(ls -A "$tmp/open")"
+mkdir -m 1777 "$tmp/sticky"
+chmod 1777 "$tmp/sticky"
+check_exit "sticky world-writable DIR (like /tmp): taken" 0 kg sender "$tmp/sticky"
+
 # --- usage ------------------------------------------------------------------
 check_exit "no arguments: usage" 2 kg
 check_exit "unknown command: usage" 2 kg frobnicate "$tmp/x"
