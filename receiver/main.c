@@ -557,18 +557,16 @@ static int hand_over(const char *state, const char *receipts, uid_t uid, gid_t g
 	return 0;
 }
 
-static int confine(const struct options *o, const char *state, const char *receipts)
+/* uid and gid: the --user account's, looked up by main. */
+static int confine(const struct options *o, uid_t uid, gid_t gid, const char *state,
+                   const char *receipts)
 {
-	struct sandbox_cfg c = {0};
+	struct sandbox_cfg c = {.uid = uid, .gid = gid};
 	struct sandbox_result res;
 	char err[300];
 	int rc;
 
 	if (o->user) {
-		if (sandbox_user(o->user, &c.uid, &c.gid, err, sizeof(err)) < 0) {
-			log_err("%s", err);
-			return -1;
-		}
 		c.have_user = getuid() == 0;
 		if (c.have_user && hand_over(state, receipts, c.uid, c.gid) < 0)
 			return -1;
@@ -686,6 +684,8 @@ int main(int argc, char **argv)
 	char err[600], state[PATH_MAX], receipts[PATH_MAX + 32];
 	struct net_ring *ring = NULL;
 	int rc = EXIT_FAILED, stale, have_r = 0, stop_rc, cp;
+	uid_t uid = 0;
+	gid_t gid = 0;
 
 	/* Blocks in flight are allocated and freed all the time (a row is up
 	 * to 254 symbols). glibc would hand each one to mmap, or give the
@@ -697,13 +697,10 @@ int main(int argc, char **argv)
 	if (parse_args(argc, argv, &o, &cfg) < 0)
 		return EXIT_USAGE;
 	log_setup("sluice-recv", o.quiet ? LOG_WARN : o.verbose ? LOG_DEBUG : LOG_INFO);
-	if (o.user) { /* a configuration error: found before anything is opened */
-		uid_t uid;
-		gid_t gid;
-		if (sandbox_user(o.user, &uid, &gid, err, sizeof(err)) < 0) {
-			log_err("%s", err);
-			return EXIT_USAGE;
-		}
+	/* an unknown --user is a configuration error: found before anything is opened */
+	if (o.user && sandbox_user(o.user, &uid, &gid, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		return EXIT_USAGE;
 	}
 	/* One AES-GCM context per session in the table, a few spare for
 	 * sessions being replaced, and those of finished sessions kept for
@@ -764,7 +761,7 @@ int main(int argc, char **argv)
 		         state);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
-	if (confine(&o, state, receipts) < 0 || inbox_writable(&o, st.inbox_fd) < 0)
+	if (confine(&o, uid, gid, state, receipts) < 0 || inbox_writable(&o, st.inbox_fd) < 0)
 		goto out;
 	log_info("listening on %s, inbox %s, receipts %s", o.listen, o.inbox, receipts);
 	if (o.selftest) {
