@@ -339,6 +339,7 @@ struct run {
 	char sdir[PATH_MAX];
 	/* beacons (spool mode) */
 	uint64_t link_id, beacons, objects, next_beacon, beacon_ns;
+	int beacons_failing; /* the last idle beacon could not be sent */
 };
 
 static void beacon(struct run *run, enum beacon_state state)
@@ -371,6 +372,27 @@ static int beacon_tick(void *ctx)
 
 	if (run->beacon_ns && now_ns() >= run->next_beacon)
 		beacon(run, BEACON_RUNNING);
+	return 0;
+}
+
+/* While the spool is idle: a beacon when one is due, and whether it left,
+ * said once when beacons stop leaving (the link is down, say) and once
+ * when they leave again. */
+static int beacon_idle(void *ctx)
+{
+	struct run *run = ctx;
+	uint64_t before = run->beacons;
+
+	beacon_tick(ctx);
+	if (run->beacons == before)
+		return 0;
+	int rc = udp_tx_flush(run->tx);
+	if (rc < 0 && !run->beacons_failing)
+		log_warn("cannot send beacons: %s; check the route to --to; still trying",
+		         strerror(-rc));
+	else if (rc == 0 && run->beacons_failing)
+		log_info("beacons are leaving again");
+	run->beacons_failing = rc < 0;
 	return 0;
 }
 
@@ -446,13 +468,17 @@ static int watch(struct run *run)
 		run->link_id |= 1; /* never 0 */
 		so.idle_ns = run->beacon_ns < 1000000000u ? run->beacon_ns : 1000000000u;
 	}
-	if (spool_run(&so, send_entry, run->beacon_ns ? beacon_tick : NULL, run, &stop_requested,
+	if (spool_run(&so, send_entry, run->beacon_ns ? beacon_idle : NULL, run, &stop_requested,
 	              err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		return EXIT_FAILED;
 	}
-	if (run->beacon_ns)
+	if (run->beacon_ns) {
 		beacon(run, BEACON_STOPPING);
+		int rc = udp_tx_flush(run->tx);
+		if (rc < 0)
+			log_warn("cannot send the last beacon (stopping): %s", strerror(-rc));
+	}
 	return EXIT_OK;
 }
 

@@ -564,6 +564,13 @@ int transfer_file(const struct transfer_args *a, struct transfer_result *res, ch
 		memcpy(res->object_id, c.plan.object_id, PROTO_HASH_LEN);
 		memcpy(res->content_hash, c.plan.content_hash, PROTO_HASH_LEN);
 	}
+	if (rc < 0) {
+		/* Let what a failed transfer queued drain and forget its send
+		 * error (reported in err): in spool mode the next try starts
+		 * afresh on the same socket. */
+		int queued = udp_tx_flush(a->tx);
+		(void)queued;
+	}
 	teardown(&c);
 	close_source(&src);
 	tree_free(&tree);

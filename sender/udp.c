@@ -395,6 +395,7 @@ int udp_tx_flush(struct udp_tx *t)
 	while (q->tail != q->head)
 		pthread_cond_wait(&q->space, &q->lock);
 	rc = q->err;
+	q->err = 0;
 	pthread_mutex_unlock(&q->lock);
 	return rc;
 }
@@ -406,7 +407,7 @@ void udp_tx_close(struct udp_tx *t)
 	if (q) {
 		int rc = udp_tx_flush(t);
 		if (rc < 0)
-			log_err("sending failed: %s", strerror(-rc));
+			log_debug("a send failed before the close: %s", strerror(-rc));
 		pthread_mutex_lock(&q->lock);
 		q->closing = 1;
 		pthread_cond_signal(&q->more);

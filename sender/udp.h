@@ -54,7 +54,7 @@ __attribute__((warn_unused_result)) int udp_tx_open(struct udp_tx *t,
                                                     unsigned flags, char *err, size_t errlen);
 /* Queue n frames of equal length frame_len, in order, to be sent paced.
  * Blocks while the queue is full. 0, or the -errno of an earlier send that
- * failed (sticky: every later call returns it too). */
+ * failed (sticky: every later call returns it too, until udp_tx_flush). */
 __attribute__((warn_unused_result)) int udp_tx_send(struct udp_tx *t, uint8_t *const *frames,
                                                     unsigned n, size_t frame_len);
 /* Zero-copy queueing: wait for room for a batch of frames of frame_len
@@ -64,10 +64,15 @@ __attribute__((warn_unused_result)) int udp_tx_send(struct udp_tx *t, uint8_t *c
 __attribute__((warn_unused_result)) int udp_tx_reserve(struct udp_tx *t, size_t frame_len,
                                                        uint8_t **frames, unsigned *room);
 void udp_tx_commit(struct udp_tx *t, unsigned n);
-/* Wait until every queued frame has been handed to the kernel. 0 or -errno
- * of the first failed send. */
+/* Wait until every queued frame has been handed to the kernel (after a
+ * failed send, dropped unsent). 0 or -errno of the first failed send since
+ * the last flush, which is then forgotten: the socket stays open, and a
+ * later transfer tries again (in spool mode, a link that was down may be
+ * back by the retry). */
 __attribute__((warn_unused_result)) int udp_tx_flush(struct udp_tx *t);
-/* Flush (logging a failure), stop the thread, close the socket. */
+/* Flush, stop the thread, close the socket. A send error still pending
+ * here is not logged: whoever queued the frames has flushed and reported
+ * it, or failed for another reason that it reported. */
 void udp_tx_close(struct udp_tx *t);
 
 #endif

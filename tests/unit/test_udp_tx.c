@@ -4,7 +4,8 @@
  * Every frame arrives once, whole and in order; GSO batches are counted as
  * one submission each; the token bucket never lets a transfer finish sooner
  * than its rate allows (a lower bound only: an upper bound would be a timed
- * test on a shared machine). */
+ * test on a shared machine); a refused send is reported once, then
+ * forgotten. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -179,6 +180,45 @@ static void test_pacing_floor(void **state)
 	udp_tx_close(&tx);
 }
 
+/* A send the kernel refuses (broadcast without SO_BROADCAST: EACCES, not a
+ * transient "queue full") is reported by the next flush and then
+ * forgotten, so a later transfer on the same socket tries afresh; until
+ * the flush every queueing call returns it. On each way out. */
+static void test_error_cleared_by_flush(void **state)
+{
+	static const unsigned ways[] = {UDP_TX_GSO | UDP_TX_URING, UDP_TX_GSO, 0};
+	struct sockaddr_in bc = {.sin_family = AF_INET, .sin_port = htons(9)};
+	uint8_t frame[FRAME] = {0}, *ptr[2] = {frame, frame};
+	struct udp_tx tx;
+	char err[256];
+	int rc = 0, e;
+
+	(void)state;
+	bc.sin_addr.s_addr = htonl(INADDR_BROADCAST);
+	for (unsigned w = 0; w < sizeof(ways) / sizeof(ways[0]); w++) {
+		assert_int_equal(udp_tx_open(&tx, (struct sockaddr_storage *)&bc, sizeof(bc),
+		                             1000000000ull, ways[w], err, sizeof(err)),
+		                 0);
+		assert_int_equal(udp_tx_send(&tx, ptr, 2, FRAME), 0);
+		e = udp_tx_flush(&tx);
+		/* EACCES; ENETUNREACH where no interface takes a broadcast */
+		assert_true(e == -EACCES || e == -ENETUNREACH);
+		assert_int_equal(udp_tx_flush(&tx), 0); /* forgotten */
+		assert_int_equal(udp_tx_send(&tx, ptr, 2, FRAME), 0);
+		/* the transmit thread fails it; queueing sees that, sticky */
+		for (int i = 0; i < 1000 && rc == 0; i++) {
+			usleep(1000);
+			rc = udp_tx_send(&tx, ptr, 1, FRAME);
+		}
+		assert_int_equal(rc, e);
+		assert_int_equal(udp_tx_send(&tx, ptr, 1, FRAME), e);
+		assert_int_equal(udp_tx_flush(&tx), e);
+		assert_int_equal(udp_tx_send(&tx, ptr, 1, FRAME), 0);
+		rc = 0;
+		udp_tx_close(&tx); /* with that send's error pending: no hang */
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -186,6 +226,7 @@ int main(void)
 	    cmocka_unit_test(test_gso_plain),
 	    cmocka_unit_test(test_sendmmsg),
 	    cmocka_unit_test(test_pacing_floor),
+	    cmocka_unit_test(test_error_cleared_by_flush),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
