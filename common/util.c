@@ -16,14 +16,29 @@
 
 #include "util.h"
 
+/* The number at the start of s, plain decimal ("3", "0.5", ".25"): no
+ * sign, space, exponent, hex, nan or inf, which strtod would also take.
+ * *end points past it. 0 or -EINVAL. */
+static int plain_decimal(const char *s, char **end, double *v)
+{
+	size_t n;
+
+	if (!((s[0] >= '0' && s[0] <= '9') || s[0] == '.'))
+		return -EINVAL;
+	n = strspn(s, "0123456789.");
+	errno = 0;
+	*v = strtod(s, end);
+	if (errno || *end == s || (size_t)(*end - s) != n || !isfinite(*v))
+		return -EINVAL;
+	return 0;
+}
+
 int parse_rate(const char *s, uint64_t *bps)
 {
 	char *end;
 	double v;
 
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || !(v > 0) || !isfinite(v))
+	if (plain_decimal(s, &end, &v) < 0 || !(v > 0))
 		return -EINVAL;
 	switch (*end) {
 	case 'k':
@@ -55,9 +70,7 @@ int parse_percent(const char *s, double *pct)
 	char *end;
 	double v;
 
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || !isfinite(v) || v < 0 || v > 1000)
+	if (plain_decimal(s, &end, &v) < 0 || v > 1000)
 		return -EINVAL;
 	if (*end == '%')
 		end++;
@@ -87,11 +100,7 @@ int parse_decimal(const char *s, double *out)
 	char *end;
 	double v;
 
-	if (!((s[0] >= '0' && s[0] <= '9') || s[0] == '.') || strpbrk(s, "eExXnNiIpP"))
-		return -EINVAL;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end || !isfinite(v))
+	if (plain_decimal(s, &end, &v) < 0 || *end)
 		return -EINVAL;
 	*out = v;
 	return 0;
@@ -141,6 +150,29 @@ bad:
 	snprintf(err, errlen,
 	         "'%s' is not an address: use HOST:PORT, e.g. 192.0.2.7:7000 or [::1]:7000", s);
 	return -EINVAL;
+}
+
+const char *path_hint(int e)
+{
+	switch (e) {
+	case ENOENT:
+		return "; create it (or the directory it goes in) first, or correct the path";
+	case EACCES:
+	case EPERM:
+		return "; this account may not use it: fix its owner or mode, or run as an account "
+		       "that may";
+	case ENOTDIR:
+	case ELOOP:
+		return "; it, or a directory on its path, is not a directory (a symbolic link is "
+		       "not followed here: give the real path)";
+	case EROFS:
+		return "; it is on a read-only filesystem";
+	case ENOSPC:
+	case EDQUOT:
+		return "; the filesystem (or this account's quota) is full: free some space";
+	default:
+		return "";
+	}
 }
 
 const char *fmt_bytes(char *buf, size_t len, double bytes)

@@ -11,9 +11,11 @@
 #include <sys/types.h>
 
 /* "500m", "1.5g", "800k", "1000000" (bits per second; suffixes k/m/g are
- * powers of 1000, optional "bit"/"bps" suffix). Returns 0 or -EINVAL. */
+ * powers of 1000, optional "bit"/"bps" suffix). The number is plain
+ * decimal, as in parse_decimal. Returns 0 or -EINVAL. */
 __attribute__((warn_unused_result)) int parse_rate(const char *s, uint64_t *bps);
-/* "10%", "10", "2.5%": 0 <= value <= 1000. Returns 0 or -EINVAL. */
+/* "10%", "10", "2.5%": 0 <= value <= 1000, plain decimal as in
+ * parse_decimal. Returns 0 or -EINVAL. */
 __attribute__((warn_unused_result)) int parse_percent(const char *s, double *pct);
 /* A plain unsigned integer in base 10 or 8: digits only (no sign, space or
  * empty string, which strtoul would take as 0 or wrap round), at most max.
@@ -28,6 +30,10 @@ __attribute__((warn_unused_result)) int parse_decimal(const char *s, double *out
 __attribute__((warn_unused_result)) int parse_hostport(const char *s, int passive,
                                                        struct sockaddr_storage *ss, socklen_t *sl,
                                                        char *err, size_t errlen);
+/* What to do about a failure to open or create a file or directory by
+ * path, for the end of a user-facing message: "; create it first" and the
+ * like, or "" when errno e has no obvious remedy. */
+const char *path_hint(int e);
 /* Human-readable byte count, e.g. "1.50 GiB". */
 const char *fmt_bytes(char *buf, size_t len, double bytes);
 

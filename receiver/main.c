@@ -250,7 +250,14 @@ static int parse_args(int argc, char **argv, struct options *o, struct rcv_confi
 		case 'g':
 		case 'O':
 			if (parse_decimal(optarg, &d) < 0 || !(d > 0) || d > 86400 * 7)
-				return bad("not a number of seconds from 0 to 604800:", optarg);
+				return bad(
+				    c == 'T'   ? "--session-timeout takes seconds, more than 0 "
+				                 "and up to 604800, not"
+				    : c == 'g' ? "--end-grace takes seconds, more than 0 and up "
+				                 "to 604800, not"
+				               : "--link-timeout takes seconds, more than 0 and "
+				                 "up to 604800, not",
+				    optarg);
 			*(c == 'T'   ? &cfg->session_timeout_ns
 			  : c == 'g' ? &cfg->end_grace_ns
 			             : &cfg->link_timeout_ns) = (uint64_t)(d * 1e9);
@@ -490,10 +497,12 @@ static void export_counters(const struct options *o, const struct receiver *r,
 }
 
 static void lifecycle_receipt(struct receipt_log *log, const char *event, const struct receiver *r,
-                              int stale)
+                              int stale, const char *reason)
 {
 	struct receipt_rec *rec = receipt_begin(log, event);
 
+	if (reason)
+		receipt_str(rec, "reason", reason);
 	if (stale >= 0)
 		receipt_u64(rec, "stale_staging_removed", (uint64_t)stale);
 	if (r) {
@@ -684,6 +693,7 @@ int main(int argc, char **argv)
 	char err[600], state[PATH_MAX], receipts[PATH_MAX + 32];
 	struct net_ring *ring = NULL;
 	int rc = EXIT_FAILED, stale, have_r = 0, stop_rc, cp;
+	const char *why = NULL; /* set once "start" is logged: the reason for an early stop */
 	uid_t uid = 0;
 	gid_t gid = 0;
 
@@ -747,12 +757,17 @@ int main(int argc, char **argv)
 		         "net.core.rmem_max (docs/OPERATIONS.md), or expect loss at high rates",
 		         net.rcvbuf / 2, o.rcvbuf);
 	stale = staging_clean(&st);
-	lifecycle_receipt(log, "start", NULL, stale);
+	lifecycle_receipt(log, "start", NULL, stale, NULL);
+	/* From here a start-up failure ends the run with a "stop" record that
+	 * says why, so the log never shows a start without a stop unless the
+	 * receiver was killed. */
+	why = "out of memory";
 	if (rcv_init(&r, &cfg, &st, log, &ledger) < 0) {
 		log_err("out of memory");
 		goto out;
 	}
 	have_r = 1;
+	why = "cannot finish the last run's publications";
 	if (rcv_recover(&r) < 0)
 		goto out;
 	if (ledger_intent_prepare(&ledger) < 0)
@@ -761,14 +776,20 @@ int main(int argc, char **argv)
 		         state);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
-	if (confine(&o, uid, gid, state, receipts) < 0 || inbox_writable(&o, st.inbox_fd) < 0)
+	why = "cannot set up the sandbox";
+	if (confine(&o, uid, gid, state, receipts) < 0)
+		goto out;
+	why = "cannot create files in the inbox";
+	if (inbox_writable(&o, st.inbox_fd) < 0)
 		goto out;
 	log_info("listening on %s, inbox %s, receipts %s", o.listen, o.inbox, receipts);
 	if (o.selftest) {
 		/* 77: "skipped" for test runners, in builds without a sandbox */
 		rc = sandbox_supported() && !o.no_sandbox ? sandbox_selftest(o.selftest) : 77;
+		why = "sandbox self-test done";
 		goto out;
 	}
+	why = "cannot start the receive thread";
 	if (net_ring_start(&ring, &net, o.ring_bytes) < 0) {
 		log_err("cannot start the receive thread (out of memory?)");
 		goto out;
@@ -781,12 +802,19 @@ int main(int argc, char **argv)
 		rc = EXIT_FAILED;
 	}
 	rcv_abandon_all(&r, "receiver stopped");
-	lifecycle_receipt(log, "stop", &r, -1);
+	why = NULL;
+	lifecycle_receipt(log, "stop", &r, -1, NULL);
 	cp = receipt_checkpoint(log); /* covers this run up to "stop" */
 	if (cp < 0 && cp != -ENOKEY)
 		checkpoint_failed(cp);
 	export_counters(&o, &r, &net, 1);
 out:
+	if (why) {
+		lifecycle_receipt(log, "stop", have_r ? &r : NULL, -1, why);
+		cp = receipt_checkpoint(log);
+		if (cp < 0 && cp != -ENOKEY)
+			checkpoint_failed(cp);
+	}
 	if (have_r)
 		rcv_free(&r);
 	net_close(&net);

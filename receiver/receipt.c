@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "common/keys.h"
+#include "common/util.h"
 #include "receipt.h"
 
 _Static_assert(RECEIPT_HASH_LEN == crypto_generichash_BYTES, "BLAKE2b-256");
@@ -573,31 +574,13 @@ void receipt_head(const struct receipt_log *log, uint64_t *n, uint8_t hash[32])
 
 /* ---- opening and recovery ----------------------------------------------- */
 
-static int pread_full(int fd, char *buf, size_t len, uint64_t off)
-{
-	while (len > 0) {
-		ssize_t got = pread(fd, buf, len, (off_t)off);
-
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0)
-			return -errno;
-		if (got == 0)
-			return -EIO; /* the file shrank under us */
-		buf += got;
-		len -= (size_t)got;
-		off += (uint64_t)got;
-	}
-	return 0;
-}
-
 /* Offset of the last '\n' before `before`, or -1 when there is none. */
 static int find_nl(int fd, uint64_t before, char *buf, int64_t *nl)
 {
 	while (before > 0) {
 		size_t len = before < RECEIPT_LINE_MAX ? (size_t)before : RECEIPT_LINE_MAX;
 		uint64_t off = before - len;
-		int rc = pread_full(fd, buf, len, off);
+		int rc = pread_full(fd, buf, len, (off_t)off);
 
 		if (rc < 0)
 			return rc;
@@ -631,7 +614,7 @@ static int recover(struct receipt_log *log, uint64_t size)
 	buf = malloc(RECEIPT_LINE_MAX);
 	if (!buf)
 		return -ENOMEM;
-	rc = pread_full(log->fd, &last, 1, size - 1);
+	rc = pread_full(log->fd, &last, 1, (off_t)(size - 1));
 	if (rc < 0)
 		goto out;
 	if (last == '\n')
@@ -647,7 +630,7 @@ static int recover(struct receipt_log *log, uint64_t size)
 			goto out;
 		start = (uint64_t)(nl + 1);
 		if (complete && end - start < RECEIPT_LINE_MAX) {
-			rc = pread_full(log->fd, buf, (size_t)(end - start), start);
+			rc = pread_full(log->fd, buf, (size_t)(end - start), (off_t)start);
 			if (rc < 0)
 				goto out;
 			if (receipt_parse_line(buf, (size_t)(end - start), &log->n, NULL, 0,
@@ -706,8 +689,8 @@ int receipt_open(struct receipt_log **out, const char *path, char *err, size_t e
 			snprintf(err, errlen, "receipt log %s is a symbolic link; refusing it",
 			         path);
 		else
-			snprintf(err, errlen, "cannot open receipt log %s: %s", path,
-			         strerror(-rc));
+			snprintf(err, errlen, "cannot open the receipt log %s: %s%s", path,
+			         strerror(-rc), path_hint(-rc));
 		free(log);
 		return rc;
 	}

@@ -38,20 +38,21 @@ int staging_open(struct staging *st, const char *inbox, const char *state_dir, c
 	st->reserve = 16u << 20;
 	st->inbox_fd = open_dir(AT_FDCWD, inbox, 0);
 	if (st->inbox_fd < 0) {
-		snprintf(err, errlen, "cannot open inbox directory %s: %s; create it first", inbox,
-		         strerror(errno));
+		snprintf(err, errlen, "cannot open the inbox directory %s: %s%s", inbox,
+		         strerror(errno), path_hint(errno));
 		return -errno;
 	}
 	state_fd = open_dir(AT_FDCWD, state_dir, 1);
 	if (state_fd < 0) {
-		snprintf(err, errlen, "cannot open state directory %s: %s", state_dir,
-		         strerror(errno));
+		snprintf(err, errlen, "cannot open the state directory %s: %s%s", state_dir,
+		         strerror(errno), path_hint(errno));
 		return -errno;
 	}
 	st->state_fd = state_fd;
 	st->dir_fd = open_dir(state_fd, "staging", 1);
 	if (st->dir_fd < 0) {
-		snprintf(err, errlen, "cannot open %s/staging: %s", state_dir, strerror(errno));
+		snprintf(err, errlen, "cannot open %s/staging: %s%s", state_dir, strerror(errno),
+		         path_hint(errno));
 		return -errno;
 	}
 	if (fstat(st->inbox_fd, &a) < 0 || fstat(st->dir_fd, &b) < 0 || a.st_dev != b.st_dev) {

@@ -23,6 +23,7 @@
 #include <sodium.h>
 
 #include "common/keys.h"
+#include "common/util.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE   2
@@ -186,8 +187,8 @@ static int write_set(const char *dir, struct keyfile *files, size_t count)
 		        "%s: %s already exists (created while we ran?); nothing was overwritten\n",
 		        prog, files[done].path);
 	else
-		fprintf(stderr, "%s: cannot write %s: %s\n", prog, files[done].path,
-		        strerror(-ret));
+		fprintf(stderr, "%s: cannot write %s: %s%s\n", prog, files[done].path,
+		        strerror(-ret), path_hint(-ret));
 	while (done-- > 0) {
 		if (unlink(files[done].path) != 0)
 			fprintf(stderr, "%s: could not remove partial output %s: %s\n", prog,

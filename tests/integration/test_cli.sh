@@ -12,15 +12,16 @@ K=$T/keys
 echo data >"$T/file"
 
 # expect CODE DESCRIPTION PROGRAM ARGS...: exit status CODE; for 2, a message
-# naming the option's rule on stderr
+# on stderr naming the option (DESCRIPTION's second word, "PROGRAM --OPTION ...")
 expect() {
-	local want=$1 what=$2 rc=0
+	local want=$1 what=$2 rc=0 opt
 	shift 2
+	opt=$(echo "$what" | cut -d' ' -f2)
 	"$@" >"$T/out" 2>"$T/err" </dev/null || rc=$?
 	if [ "$rc" -ne "$want" ]; then
 		not_ok "$what (exit $rc, want $want: $(head -c 300 "$T/err"))"
-	elif [ "$want" -eq 2 ] && ! grep -q -- "--" "$T/err"; then
-		not_ok "$what (exit 2 but no message naming the option: $(cat "$T/err"))"
+	elif [ "$want" -eq 2 ] && ! grep -q -- "$opt\b" "$T/err"; then
+		not_ok "$what (exit 2 but no message naming $opt: $(cat "$T/err"))"
 	else
 		ok "$what"
 	fi
@@ -92,5 +93,23 @@ expect 2 "sluice-recv --user with no such account: usage error, before anything 
 	rcv --user no-such-user-sluice
 check "... saying which account and how to make one" grep -q "no such user 'no-such-user-sluice'.*useradd" "$T/err"
 check "... and the inbox untouched" test -z "$(ls -A "$T/inbox")"
+
+# Paths the receiver cannot use: what is wrong and what to do, exit 1.
+rcvk() { # rcvk ARGS...: a valid key and trust, port 0
+	timeout 10 "$B/sluice-recv" --listen 127.0.0.1:0 --key "$K/receiver/receiver.key" \
+		--trust "$K/sender/sender.pub" --once "$@"
+}
+expect 1 "sluice-recv with a missing inbox: exit 1" rcvk --inbox "$T/no-inbox"
+check "... saying to create it" \
+	grep -q "cannot open the inbox directory .*/no-inbox: No such file or directory; create it" \
+	"$T/err"
+ln -s "$T/inbox" "$T/inbox-link"
+expect 1 "sluice-recv with an inbox that is a symbolic link: exit 1" rcvk --inbox "$T/inbox-link"
+check "... saying a link is not followed" grep -q "symbolic link is not followed" "$T/err"
+expect 1 "sluice-recv --receipts in a missing directory: exit 1" \
+	rcvk --inbox "$T/inbox" --receipts "$T/no-dir/receipts.jsonl"
+check "... saying to create the directory" \
+	grep -q "cannot open the receipt log .*: No such file or directory; create it (or the directory it goes in)" \
+	"$T/err"
 
 finish

@@ -72,6 +72,9 @@ else
 	check "... saying so, with the remedy" \
 		grep -q "cannot create files in the inbox .* as nobody: Permission denied.*chown or chmod" "$T/ro.log"
 	check "... and no probe left behind" test -z "$(ls -A "$T/inbox" | grep -v '^\.sluice$')"
+	check "... and the receipt log's start is closed by a stop with the reason" \
+		grep -q '"event":"stop","reason":"cannot create files in the inbox"' \
+		"$T/inbox/.sluice/receipts.jsonl"
 
 	chown nobody "$T/inbox"
 	head -c $((3 << 20)) /dev/urandom >"$T/file.bin"
