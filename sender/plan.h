@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "proto/manifest.h"
 
@@ -20,7 +21,8 @@ struct source {
 	const char **paths; /* bundle: its regular files in entry order */
 	uint64_t *sizes;
 	size_t nfiles;
-	uint64_t size; /* object size */
+	uint64_t size;         /* object size */
+	struct timespec mtime; /* the file's at open (a bundle's are in tree) */
 };
 
 /* A reader of the object's bytes in chunks (io_uring for a file). */

@@ -75,6 +75,7 @@ struct tctx {
 	uint8_t *scratch;   /* one frame */
 	uint64_t t_start, t_ann, t_hb, t_prog, t_end;
 	uint64_t bytes_done; /* raw bytes of the current pass */
+	int read_err;        /* -errno of a failed read of the source while sending */
 };
 
 static int send_one(struct tctx *c, uint8_t *frame, size_t len)
@@ -343,7 +344,7 @@ static int send_pass(struct tctx *c, unsigned pass)
 		for (unsigned b = 0; b < nb; b++) {
 			got = ureader_next(r, &data, &len, &idx);
 			if (got != 1) {
-				rc = got < 0 ? got : -EIO;
+				rc = c->read_err = got < 0 ? got : -EIO;
 				goto out;
 			}
 			int n = enc_code(&c->enc, FRAME_DATA, (uint32_t)idx, data, len, pass,
@@ -472,12 +473,62 @@ static int run(struct tctx *c, char *err, size_t errlen)
 				spread = END_SPREAD_NS;
 		}
 	}
-	if (rc < 0)
+	if (rc < 0 && c->read_err)
+		snprintf(err, errlen,
+		         "cannot read %s while sending it: %s; it must not change while it is "
+		         "sent, and the receiver publishes nothing of this send: send it again "
+		         "once it is complete",
+		         a->path,
+		         c->read_err == -EIO
+		             ? "a file is shorter or longer than when the send began"
+		             : strerror(-c->read_err));
+	else if (rc < 0)
 		snprintf(err, errlen,
 		         "sending failed: %s; check --to, the route to that address and any "
 		         "firewall on this host",
 		         strerror(-rc));
 	return rc;
+}
+
+/* After a send that went out whole: was the source written to meanwhile?
+ * Blocks read after the change no longer match the signed manifest, and
+ * the receiver refuses the object; which blocks left before the change
+ * is not known here, so the exit status says "not sent" rather than a
+ * "sent" that may be untrue (a cron job, or the spool, then tries again).
+ * Each file's size and modification time (to the nanosecond) are
+ * compared with those at open, or for a bundle at its scan. 0 or -ESTALE
+ * with a message in err. */
+static int check_unchanged(const struct source *src, const char *path, char *err, size_t errlen)
+{
+	const char *changed = NULL;
+	struct stat st;
+
+	if (src->fd >= 0) {
+		if (fstat(src->fd, &st) == 0 && (uint64_t)st.st_size == src->size &&
+		    st.st_mtim.tv_sec == src->mtime.tv_sec &&
+		    st.st_mtim.tv_nsec == src->mtime.tv_nsec)
+			return 0;
+		changed = path;
+	} else {
+		for (size_t i = 0; i < src->tree->n && !changed; i++) {
+			const struct tree_entry *e = &src->tree->e[i];
+			if (e->mode == ENTRY_DIR)
+				continue;
+			if (fstatat(src->tree->root_fd, e->path, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    (uint64_t)st.st_size != e->size ||
+			    st.st_mtim.tv_sec != e->mtim.tv_sec ||
+			    st.st_mtim.tv_nsec != e->mtim.tv_nsec)
+				changed = e->path;
+		}
+		if (!changed)
+			return 0;
+	}
+	snprintf(err, errlen,
+	         "%s%s%s was written to while it was sent: the receiver will refuse this send "
+	         "unless every block that changed had left before the change (it checks each "
+	         "against the signed manifest); send it again once nothing writes to it",
+	         src->fd >= 0 ? "" : path, src->fd >= 0 ? "" : "/", changed);
+	return -ESTALE;
 }
 
 /* Open what a->path names: a regular file, or a directory as a bundle. */
@@ -501,6 +552,7 @@ static int open_source(struct source *src, struct tree *tree, const char *path, 
 	}
 	if (S_ISREG(st.st_mode)) {
 		src->size = (uint64_t)st.st_size;
+		src->mtime = st.st_mtim;
 		return 0;
 	}
 	if (!S_ISDIR(st.st_mode)) {
@@ -554,6 +606,8 @@ int transfer_file(const struct transfer_args *a, struct transfer_result *res, ch
 		rc = run(&c, err, errlen);
 	else
 		snprintf(err, errlen, "cannot set up the encoder: %s", strerror(-rc));
+	if (rc == 0)
+		rc = check_unchanged(&src, a->path, err, errlen);
 	if (rc == 0) {
 		res->size = c.plan.size;
 		res->bundle = src.tree != NULL;

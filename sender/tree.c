@@ -32,6 +32,7 @@ static int add(struct tree *t, const char *path, size_t len, uint8_t mode, const
 	e->mode = mode;
 	e->size = mode == ENTRY_DIR ? 0 : (uint64_t)st->st_size;
 	e->mtime = st->st_mtim.tv_sec > 0 ? (uint64_t)st->st_mtim.tv_sec : 0;
+	e->mtim = st->st_mtim;
 	t->n++;
 	if (mode != ENTRY_DIR)
 		t->total += e->size;
