@@ -17,6 +17,7 @@
 # Usage: test_linkdown.sh BUILD_DIR
 set -euo pipefail
 
+# shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh" "$@"
 skip() {
 	echo "test_linkdown: SKIP: $*"
