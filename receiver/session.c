@@ -57,6 +57,7 @@ struct session {
 	 * session began: what this receiver lost itself during the transfer
 	 * (shared by sessions that overlap in time) */
 	uint64_t ring_dropped0, socket_drops0, evicted0;
+	uint64_t disk_wait0, hash_wait0; /* r->writer's waits then */
 	/* anti-replay: bit c % W for counters in (top - W, top] */
 	uint64_t replay_top;
 	uint8_t *replay;
@@ -532,6 +533,8 @@ static void new_session(struct receiver *r, const uint8_t *buf, const struct ann
 	s->ring_dropped0 = r->ring_dropped;
 	s->socket_drops0 = r->socket_drops;
 	s->evicted0 = r->pool.evicted;
+	s->disk_wait0 = atomic_load(&r->writer.disk_wait_ns);
+	s->hash_wait0 = atomic_load(&r->writer.hash_wait_ns);
 	memcpy(s->announce_raw, buf, PROTO_ANNOUNCE_LEN);
 	rc = open_session_key(r, s);
 	if (rc < 0) {
@@ -1163,6 +1166,37 @@ void rcv_handle(struct receiver *r, uint8_t *buf, size_t len, uint64_t now)
 		r->stats.accepted++;
 }
 
+/* Seconds the decoding waited for the disk during s, when the disk is
+ * what held it up: at least a tenth of the transfer, and more than the
+ * waits for the content hash. A disk slower than the rate (an object past
+ * the page cache's dirty limit is written at the disk's own speed) fills
+ * the writer's queue with blocks still to be written, and then no CPU or
+ * memory setting helps. 0 otherwise. */
+static double disk_wait_s(const struct receiver *r, const struct session *s)
+{
+	uint64_t disk = atomic_load(&r->writer.disk_wait_ns) - s->disk_wait0;
+	uint64_t hash = atomic_load(&r->writer.hash_wait_ns) - s->hash_wait0;
+	uint64_t span = r->now > s->first_seen ? r->now - s->first_seen : 0;
+
+	return disk > hash && disk * 10 >= span && disk > 0 ? (double)disk / 1e9 : 0;
+}
+
+/* What to change when this receiver dropped frames itself during s. */
+static void own_loss_remedy(const struct receiver *r, const struct session *s, char *buf,
+                            size_t len)
+{
+	double disk = disk_wait_s(r, s);
+
+	if (disk > 0)
+		snprintf(buf, len,
+		         "the disk is the limit, it waited %.1f s for it: keep the sender's --rate "
+		         "under the disk's sustained write speed",
+		         disk);
+	else
+		snprintf(buf, len,
+		         "lower the sender's --rate, or raise --rcvbuf, --ring and --memory");
+}
+
 /* ---- publication and timers ----------------------------------------------- */
 
 static int write_intent(struct receiver *r, const struct session *s)
@@ -1244,13 +1278,15 @@ static void publish(struct receiver *r, struct session *s)
 	log_info("published %s (%" PRIu64 " bytes, blake2b-256 %.16s..., %" PRIu64
 	         " symbols rebuilt by the FEC)",
 	         s->name, s->an.object_size, hex, s->repaired);
-	if (receipt_own_loss(NULL, r, s))
-		log_warn(
-		    "while receiving %s this receiver fell behind and dropped frames itself "
-		    "(see socket_drops, ring_dropped, groups_evicted in its receipt); the FEC "
-		    "made up for them this time: lower the sender's --rate, or raise --rcvbuf, "
-		    "--ring and --memory",
-		    s->name);
+	if (receipt_own_loss(NULL, r, s)) {
+		char remedy[160];
+
+		own_loss_remedy(r, s, remedy, sizeof(remedy));
+		log_warn("while receiving %s this receiver fell behind and dropped frames itself "
+		         "(see socket_drops, ring_dropped, groups_evicted in its receipt); the FEC "
+		         "made up for them this time: %s",
+		         s->name, remedy);
+	}
 	r->stats.published++;
 	session_remove(r, s);
 }
@@ -1295,20 +1331,23 @@ static void verify_and_publish(struct receiver *r, struct session *s)
 
 /* s ends incomplete with blocks missing: the reason is head, how many
  * blocks were not decoded (verb), whether the manifest was missing too, and
- * whether this receiver dropped frames itself (then, what to change). */
+ * whether this receiver dropped frames itself (then, what to change: the
+ * disk's speed, or the receiver's buffers). */
 static void fail_undecoded(struct receiver *r, struct session *s, const char *head,
                            const char *verb)
 {
-	char why[320];
+	char why[560], own[320] = "", remedy[160];
 
+	if (receipt_own_loss(NULL, r, s)) {
+		own_loss_remedy(r, s, remedy, sizeof(remedy));
+		snprintf(own, sizeof(own),
+		         "; this receiver fell behind and dropped frames itself (socket_drops, "
+		         "ring_dropped, groups_evicted): %s",
+		         remedy);
+	}
 	snprintf(why, sizeof(why), "%s%" PRIu32 " of %" PRIu32 " blocks %s%s%s", head,
 	         s->an.block_count - s->done_count, s->an.block_count, verb,
-	         s->manifest_ok ? "" : " and the manifest was not complete",
-	         receipt_own_loss(NULL, r, s)
-	             ? "; this receiver fell behind and dropped frames itself (socket_drops, "
-	               "ring_dropped, groups_evicted): lower the sender's --rate, or raise "
-	               "--rcvbuf, --ring and --memory"
-	             : "");
+	         s->manifest_ok ? "" : " and the manifest was not complete", own);
 	session_fail(r, s, "incomplete", why);
 }
 

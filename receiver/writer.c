@@ -220,6 +220,7 @@ static void *writer_main(void *arg)
 
 		pthread_mutex_lock(&w->mu);
 		w->busy = 0;
+		w->wbytes -= j->held;
 		enqueue(&w->hhead, &w->htail, j);
 		pthread_cond_signal(&w->hmore);
 	}
@@ -365,9 +366,16 @@ static struct wjob *get_job(struct writer *w, uint32_t len)
 static void queue_job(struct writer *w, struct wjob *j)
 {
 	pthread_mutex_lock(&w->mu);
-	while (w->jobs && w->bytes + j->held > w->max_bytes)
-		pthread_cond_wait(&w->space, &w->mu);
+	if (w->jobs && w->bytes + j->held > w->max_bytes) {
+		_Atomic uint64_t *waited =
+		    w->wbytes * 2 > w->bytes ? &w->disk_wait_ns : &w->hash_wait_ns;
+		uint64_t t0 = now_ns();
+		while (w->jobs && w->bytes + j->held > w->max_bytes)
+			pthread_cond_wait(&w->space, &w->mu);
+		atomic_fetch_add(waited, now_ns() - t0);
+	}
 	w->bytes += j->held;
+	w->wbytes += j->held;
 	w->jobs++;
 	enqueue(&w->head, &w->tail, j);
 	pthread_cond_signal(&w->more);

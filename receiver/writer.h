@@ -78,6 +78,11 @@ struct writer {
 	struct wdone *done;      /* ring of completions */
 	size_t dcap, dfirst, dn;
 	uint64_t writeback_kick;
+	size_t wbytes; /* of bytes, those not yet written (the write stage) */
+	/* ns writer_submit waited for room, by where most of the queued bytes
+	 * were: still to be written (the disk is the limit) or written and
+	 * waiting for the content hash (the CPU is) */
+	_Atomic uint64_t disk_wait_ns, hash_wait_ns;
 	void *zstd;    /* the writer thread's ZSTD_DCtx */
 	uint8_t *back; /* the stream thread's buffer for a block read back */
 };
