@@ -17,9 +17,11 @@ failed=0
 # A script that has more to undo at exit (a mount, a network namespace)
 # defines on_cleanup, before or after sourcing this file: it runs after the
 # processes in PIDS are killed and before $T is removed.
+NETNS=() # network namespaces made by netns_pair
 cleanup() {
 	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	if declare -F on_cleanup >/dev/null; then on_cleanup || true; fi
+	for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -129,6 +131,42 @@ counters_add_up() {
 	echo "# $1: datagrams $(stat_of "$1" datagrams), counted $total, refused $refused," \
 		"stop record rejected_frames ${rej:-none}"
 	[ "$total" -eq "$(stat_of "$1" datagrams)" ] && [ "${rej:-x}" = "$refused" ]
+}
+
+# netns_pair NAME NET: two network namespaces, sl-NAME-low-PID and
+# sl-NAME-high-PID, joined by a veth pair: veth-low NET.1/24 in the low one,
+# veth-high NET.2/24 in the high one, loopback up in both, veth-high up.
+# Sets LOW and HIGH; both are deleted at exit. Without ip(8) or the right
+# to make namespaces (root), the test is skipped (exit 77). veth-low stays
+# down until netns_low_up.
+netns_pair() {
+	local what
+	what=$(basename "$0" .sh)
+	command -v ip >/dev/null || { echo "$what: SKIP: ip(8) (iproute2) is not installed"; exit 77; }
+	LOW=sl-$1-low-$$
+	HIGH=sl-$1-high-$$
+	NETNS_NET=$2
+	if ! ip netns add "$LOW" 2>/dev/null; then
+		echo "$what: SKIP: ip netns add is not permitted (needs root / CAP_SYS_ADMIN)"
+		exit 77
+	fi
+	NETNS+=("$LOW")
+	ip netns add "$HIGH"
+	NETNS+=("$HIGH")
+	ip link add veth-low netns "$LOW" type veth peer name veth-high netns "$HIGH"
+	ip -n "$LOW" addr add "$NETNS_NET.1/24" dev veth-low
+	ip -n "$HIGH" addr add "$NETNS_NET.2/24" dev veth-high
+	for ns in "$LOW" "$HIGH"; do ip -n "$ns" link set lo up; done
+	ip -n "$HIGH" link set veth-high up
+}
+# netns_low_up: veth-low up. One way only, like a diode: the low side never
+# hears from the high side, so it gets a static neighbour entry for NET.2
+# instead of ARP (the receiver sends nothing anyway).
+netns_low_up() {
+	local mac
+	ip -n "$LOW" link set veth-low up
+	mac=$(ip -n "$HIGH" -o link show veth-high | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
+	ip -n "$LOW" neigh replace "$NETNS_NET.2" lladdr "$mac" dev veth-low nud permanent
 }
 
 # receipt_count NAME EVENT: records of that event in NAME's receipt log

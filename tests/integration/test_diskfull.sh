@@ -114,39 +114,10 @@ check "the receiver exits 0 on SIGTERM (status $rc; no sanitizer report)" test "
 
 # --- 5. write errors while a block is stored (injected) ---
 # The reservation above means a real filesystem rarely fails a staging
-# write, so the failure is injected: an LD_PRELOAD shim makes pwrite(2)
+# write, so the failure is injected: the LD_PRELOAD shim pwrite_shim.c makes pwrite(2)
 # fail with ENOSPC or EIO from the 3rd call on. The receiver must record
 # "failed" with the reason, publish nothing and discard the staging file.
-cat >"$T/shim.c" <<'EOF'
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <errno.h>
-#include <stdlib.h>
-#include <unistd.h>
-static ssize_t (*real)(int, const void *, size_t, off_t);
-static long calls, after = -1;
-static int err;
-__attribute__((constructor)) static void init(void)
-{
-	const char *a = getenv("SHIM_FAIL_AFTER"), *e = getenv("SHIM_ERRNO");
-	real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite");
-	if (a && e)
-		after = atol(a), err = atoi(e);
-}
-static ssize_t fake(int fd, const void *b, size_t n, off_t off)
-{
-	if (after >= 0 && ++calls > after) {
-		static const char m[] = "shim: injected pwrite failure\n";
-		(void)!write(2, m, sizeof(m) - 1);
-		errno = err;
-		return -1;
-	}
-	return real(fd, b, n, off);
-}
-ssize_t pwrite(int fd, const void *b, size_t n, off_t off) { return fake(fd, b, n, off); }
-ssize_t pwrite64(int fd, const void *b, size_t n, off_t off) { return fake(fd, b, n, off); }
-EOF
-if ! ${CC:-cc} -shared -fPIC -O1 -o "$T/shim.so" "$T/shim.c" -ldl 2>"$T/shim.err"; then
+if ! ${CC:-cc} -shared -fPIC -O1 -o "$T/shim.so" "$(dirname "$0")/pwrite_shim.c" -ldl 2>"$T/shim.err"; then
 	echo "# skip: section 5 needs a C compiler for the fault-injection shim"
 else
 	rm -f "$I/small.bin" "$I/during.bin" # the inbox's consumer took them

@@ -7,9 +7,9 @@
 # delivers it, without restarting sluice-send. Beacons stop while the link
 # is down and resume after it (the receiver records link-up).
 #
-#   ┌─ netns sl-ldl-N ──────────────┐        ┌─ netns sl-ldh-N ───────────────┐
+#   ┌─ netns sl-linkdown-low-N ─────┐        ┌─ netns sl-linkdown-high-N ─────┐
 #   │ sluice-send --watch --beacon  │        │ sluice-recv --listen 10.92.0.2 │
-#   │   └─► ld-low 10.92.0.1/24 ────┼─veth───┼─► ld-high 10.92.0.2/24         │
+#   │   └─► veth-low 10.92.0.1/24 ──┼─veth───┼─► veth-high 10.92.0.2/24       │
 #   │       (set down, then up)     │        │     → inbox, receipts          │
 #   └───────────────────────────────┘        └────────────────────────────────┘
 #
@@ -19,30 +19,8 @@ set -euo pipefail
 
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh" "$@"
-skip() {
-	echo "test_linkdown: SKIP: $*"
-	exit 77
-}
-command -v ip >/dev/null || skip "ip(8) (iproute2) is not installed"
-LOW=sl-ldl-$$
-HIGH=sl-ldh-$$
-ip netns add "$LOW" 2>/dev/null || skip "ip netns add is not permitted (needs root / CAP_SYS_ADMIN)"
-on_cleanup() {
-	ip netns del "$LOW" 2>/dev/null || true
-	ip netns del "$HIGH" 2>/dev/null || true
-}
-ip netns add "$HIGH"
-ip link add ld-low netns "$LOW" type veth peer name ld-high netns "$HIGH"
-ip -n "$LOW" addr add 10.92.0.1/24 dev ld-low
-ip -n "$HIGH" addr add 10.92.0.2/24 dev ld-high
-for ns in "$LOW" "$HIGH"; do ip -n "$ns" link set lo up; done
-ip -n "$HIGH" link set ld-high up
-mac=$(ip -n "$HIGH" -o link show ld-high | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
-# ld-low stays down for now: no route to 10.92.0.0/24 from the low side.
-link_up() {
-	ip -n "$LOW" link set ld-low up
-	ip -n "$LOW" neigh replace 10.92.0.2 lladdr "$mac" dev ld-low nud permanent
-}
+# veth-low stays down for now: no route to 10.92.0.0/24 from the low side.
+netns_pair linkdown 10.92.0
 
 mkdir -p "$T/inbox" "$T/outbox"
 R=$T/inbox/.sluice/receipts.jsonl
@@ -68,7 +46,7 @@ check "the reason is in the log" grep -q 'Network is unreachable' "$T/send.err"
 check "the file stays in the outbox" test -e "$T/outbox/while-down.bin" -a ! -e "$T/inbox/while-down.bin"
 check "the sender keeps running" kill -0 "$SPID"
 
-link_up
+netns_low_up
 for _ in $(seq 100); do
 	[ -e "$T/outbox/sent/while-down.bin" ] && break
 	sleep 0.1

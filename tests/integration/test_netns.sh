@@ -4,7 +4,7 @@
 # by a veth pair, with netem loss, delay, jitter and reordering on the
 # sender's side (the "diode" here), no loopback shortcuts.
 #
-#   ┌─ netns sl-low-N ───────────────┐        ┌─ netns sl-high-N ──────────────┐
+#   ┌─ netns sl-netns-low-N ─────────┐        ┌─ netns sl-netns-high-N ────────┐
 #   │ sluice-send                    │        │ sluice-recv --listen 10.91.0.2 │
 #   │   └─► veth-low 10.91.0.1/24 ───┼─veth───┼─► veth-high 10.91.0.2/24       │
 #   │       tc netem loss 3% delay   │        │     → inbox, receipts          │
@@ -23,30 +23,8 @@ set -euo pipefail
 
 . "$(dirname "$0")/lib.sh" "$@"
 SIZE_MB=${SLUICE_NETNS_SIZE_MB:-32}
-skip() {
-	echo "test_netns: SKIP: $*"
-	exit 77
-}
-command -v ip >/dev/null || skip "ip(8) (iproute2) is not installed"
-LOW=sl-low-$$
-HIGH=sl-high-$$
-ip netns add "$LOW" 2>/dev/null || skip "ip netns add is not permitted (needs root / CAP_SYS_ADMIN)"
-on_cleanup() {
-	ip netns del "$LOW" 2>/dev/null || true
-	ip netns del "$HIGH" 2>/dev/null || true
-}
-
-ip netns add "$HIGH"
-ip link add veth-low netns "$LOW" type veth peer name veth-high netns "$HIGH"
-ip -n "$LOW" addr add 10.91.0.1/24 dev veth-low
-ip -n "$HIGH" addr add 10.91.0.2/24 dev veth-high
-for ns in "$LOW" "$HIGH"; do ip -n "$ns" link set lo up; done
-ip -n "$LOW" link set veth-low up
-ip -n "$HIGH" link set veth-high up
-# One way only, like a diode: the low side never hears from the high side.
-# (The receiver sends nothing anyway; the static neighbour entry spares ARP.)
-mac=$(ip -n "$HIGH" -o link show veth-high | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
-ip -n "$LOW" neigh add 10.91.0.2 lladdr "$mac" dev veth-low nud permanent
+netns_pair netns 10.91.0
+netns_low_up
 
 if ip netns exec "$LOW" tc qdisc add dev veth-low root netem limit 100000 \
 	loss 3% delay 2ms 1ms reorder 5% 2>"$T/tc.err"; then

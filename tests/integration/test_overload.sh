@@ -60,36 +60,19 @@ check "the socket drops are in --stats ($(stat_of over socket_drops))" \
 	test "$(stat_of over socket_drops)" -ge "${dropped:-1}"
 
 # --- a disk slower than the rate ---
-# An LD_PRELOAD shim makes every staging write (pwrite of 64 KiB or more)
-# wait 20 ms first: a disk of about 9 MB/s, fed 25 MB/s. With the smallest
+# The LD_PRELOAD shim pwrite_shim.c makes every staging write (64 KiB or
+# more) wait 20 ms first: a disk of about 9 MB/s, fed 25 MB/s. With the smallest
 # --memory and --ring the receiver falls behind at once; the receipt must
 # name the disk, not the CPU settings, as what to change.
-cat >"$T/slow.c" <<'EOF'
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <unistd.h>
-static ssize_t (*real)(int, const void *, size_t, off_t);
-__attribute__((constructor)) static void init(void)
-{
-	real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite");
-}
-static ssize_t slow(int fd, const void *b, size_t n, off_t off)
-{
-	if (n >= 65536)
-		usleep(20000);
-	return real(fd, b, n, off);
-}
-ssize_t pwrite(int fd, const void *b, size_t n, off_t off) { return slow(fd, b, n, off); }
-ssize_t pwrite64(int fd, const void *b, size_t n, off_t off) { return slow(fd, b, n, off); }
-EOF
-if ! ${CC:-cc} -shared -fPIC -O1 -o "$T/slow.so" "$T/slow.c" -ldl 2>"$T/slow.err"; then
+if ! ${CC:-cc} -shared -fPIC -O1 -o "$T/slow.so" "$(dirname "$0")/pwrite_shim.c" -ldl 2>"$T/slow.err"; then
 	echo "# skip: the slow-disk case needs a C compiler for its shim"
 else
 	head -c $((32 << 20)) /dev/urandom >"$T/slowdisk.bin"
 	next_ports
-	export LD_PRELOAD="$T/slow.so" ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0"
+	export LD_PRELOAD="$T/slow.so" SHIM_DELAY_US=20000
+	export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0"
 	start_recv slow "$RP" --memory 8 --ring 2
-	unset LD_PRELOAD
+	unset LD_PRELOAD SHIM_DELAY_US
 	slog=$T/slow/inbox/.sluice/receipts.jsonl
 	send "$RP" "$T/slowdisk.bin" --rate 200m || true
 	for _ in $(seq 300); do
