@@ -175,6 +175,21 @@ const char *path_hint(int e)
 	}
 }
 
+const char *bind_hint(int e)
+{
+	switch (e) {
+	case EADDRINUSE:
+		return " (another program, perhaps another sluice-recv, listens on it: stop it or "
+		       "choose another port)";
+	case EADDRNOTAVAIL:
+		return " (that address is not one of this host's; check --listen, or use 0.0.0.0)";
+	case EACCES:
+		return " (ports below 1024 need root or CAP_NET_BIND_SERVICE; use a higher port)";
+	default:
+		return "";
+	}
+}
+
 const char *fmt_bytes(char *buf, size_t len, double bytes)
 {
 	static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};

@@ -34,6 +34,9 @@ __attribute__((warn_unused_result)) int parse_hostport(const char *s, int passiv
  * path, for the end of a user-facing message: "; create it first" and the
  * like, or "" when errno e has no obvious remedy. */
 const char *path_hint(int e);
+/* The same for a failed bind(2) of a listening UDP socket: another program
+ * on the port, an address not this host's, a privileged port. */
+const char *bind_hint(int e);
 /* Human-readable byte count, e.g. "1.50 GiB". */
 const char *fmt_bytes(char *buf, size_t len, double bytes);
 

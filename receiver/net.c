@@ -10,6 +10,7 @@
 #include <netinet/udp.h>
 #include <unistd.h>
 
+#include "common/util.h"
 #include "net.h"
 
 /* Room for both control messages a receive may carry: UDP_GRO's segment
@@ -55,12 +56,7 @@ int net_open(struct net_rx *n, const struct sockaddr_storage *addr, socklen_t al
 		(void)getnameinfo((const struct sockaddr *)addr, alen, host, sizeof(host), port,
 		                  sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
 		snprintf(err, errlen, "cannot listen on %s port %s: %s%s", host, port, strerror(e),
-		         e == EADDRINUSE      ? " (is another sluice-recv running on it?)"
-		         : e == EADDRNOTAVAIL ? " (that address is not one of this host's; check "
-		                                "--listen, or use 0.0.0.0)"
-		         : e == EACCES        ? " (ports below 1024 need root or "
-		                                "CAP_NET_BIND_SERVICE; use a higher port)"
-		                              : "");
+		         bind_hint(e));
 		close(n->fd);
 		n->fd = -1;
 		return -e;

@@ -523,11 +523,13 @@ static int check_unchanged(const struct source *src, const char *path, char *err
 		if (!changed)
 			return 0;
 	}
+	size_t plen = strlen(path);
+	const char *sep = src->fd >= 0 || (plen && path[plen - 1] == '/') ? "" : "/";
 	snprintf(err, errlen,
 	         "%s%s%s was written to while it was sent: the receiver will refuse this send "
 	         "unless every block that changed had left before the change (it checks each "
 	         "against the signed manifest); send it again once nothing writes to it",
-	         src->fd >= 0 ? "" : path, src->fd >= 0 ? "" : "/", changed);
+	         src->fd >= 0 ? "" : path, sep, changed);
 	return -ESTALE;
 }
 

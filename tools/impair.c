@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/util.h"
+
 #define EXIT_RUNTIME   1
 #define EXIT_USAGE     2
 #define BATCH          64          /* datagrams per recvmmsg/sendmmsg */
@@ -474,8 +476,8 @@ static int open_listen(struct ctx *c)
 	 * comes with each datagram, so tests can tell our drops from its drops. */
 	(void)setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
-		fprintf(stderr, "%s: cannot listen on %s: %s\n", prog, c->o.listen,
-		        strerror(errno));
+		fprintf(stderr, "%s: cannot listen on %s: %s%s\n", prog, c->o.listen,
+		        strerror(errno), bind_hint(errno));
 		return -EXIT_RUNTIME;
 	}
 	return 0;

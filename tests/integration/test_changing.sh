@@ -68,7 +68,7 @@ mkdir -p "$T/tree/sub"
 head -c $((20 << 20)) /dev/urandom >"$T/tree/sub/big.bin"
 echo small >"$T/tree/small.txt"
 set +e
-send_changing "$T/tree" \
+send_changing "$T/tree/" \
 	dd if=/dev/urandom of="$T/tree/sub/big.bin" bs=1M seek=18 count=1 conv=notrunc status=none
 rc=$?
 set -e

@@ -99,6 +99,15 @@ rcvk() { # rcvk ARGS...: a valid key and trust, port 0
 	timeout 10 "$B/sluice-recv" --listen 127.0.0.1:0 --key "$K/receiver/receiver.key" \
 		--trust "$K/sender/sender.pub" --once "$@"
 }
+next_ports
+"$B/sluice-impair" --listen "127.0.0.1:$RP" --to 127.0.0.1:9 --quiet &
+PIDS+=("$!")
+sleep 0.2
+expect 1 "sluice-recv on a port another program listens on: exit 1" \
+	timeout 10 "$B/sluice-recv" --listen "127.0.0.1:$RP" --key "$K/receiver/receiver.key" \
+	--trust "$K/sender/sender.pub" --once --inbox "$T/inbox"
+check "... naming the port, and what to do" \
+	grep -q "cannot listen on 127.0.0.1 port $RP: Address already in use (another program.*choose another port)" "$T/err"
 expect 1 "sluice-recv with a missing inbox: exit 1" rcvk --inbox "$T/no-inbox"
 check "... saying to create it" \
 	grep -q "cannot open the inbox directory .*/no-inbox: No such file or directory; create it" \

@@ -320,6 +320,7 @@ check "--help: prints usage" grep -q "usage: sluice-impair" "$tmp/out"
 check_exit "bind to an address not on this host: exit 1" 1 \
 	pi --listen 192.0.2.1:9 --to 127.0.0.1:9
 check "bind failure: a sentence naming the address" err_has "cannot listen on 192.0.2.1:9"
+check "... and what to do about it" err_has "not one of this host's; check --listen"
 
 echo "$passed passed, $failed failed"
 [[ $failed == 0 ]]
