@@ -693,7 +693,8 @@ int main(int argc, char **argv)
 	char err[600], state[PATH_MAX], receipts[PATH_MAX + 32];
 	struct net_ring *ring = NULL;
 	int rc = EXIT_FAILED, stale, have_r = 0, stop_rc, cp;
-	const char *why = NULL; /* set once "start" is logged: the reason for an early stop */
+	int started = 0;        /* "start" is logged: a "stop" record is owed */
+	const char *why = NULL; /* its reason, when start-up failed after "start" */
 	uid_t uid = 0;
 	gid_t gid = 0;
 
@@ -758,9 +759,10 @@ int main(int argc, char **argv)
 		         net.rcvbuf / 2, o.rcvbuf);
 	stale = staging_clean(&st);
 	lifecycle_receipt(log, "start", NULL, stale, NULL);
-	/* From here a start-up failure ends the run with a "stop" record that
-	 * says why, so the log never shows a start without a stop unless the
-	 * receiver was killed. */
+	/* From here every exit writes a "stop" record (saying why when
+	 * start-up failed), so the log never shows a start without a stop
+	 * unless the receiver was killed. */
+	started = 1;
 	why = "out of memory";
 	if (rcv_init(&r, &cfg, &st, log, &ledger) < 0) {
 		log_err("out of memory");
@@ -803,15 +805,11 @@ int main(int argc, char **argv)
 	}
 	rcv_abandon_all(&r, "receiver stopped");
 	why = NULL;
-	lifecycle_receipt(log, "stop", &r, -1, NULL);
-	cp = receipt_checkpoint(log); /* covers this run up to "stop" */
-	if (cp < 0 && cp != -ENOKEY)
-		checkpoint_failed(cp);
 	export_counters(&o, &r, &net, 1);
 out:
-	if (why) {
+	if (started) {
 		lifecycle_receipt(log, "stop", have_r ? &r : NULL, -1, why);
-		cp = receipt_checkpoint(log);
+		cp = receipt_checkpoint(log); /* covers this run up to "stop" */
 		if (cp < 0 && cp != -ENOKEY)
 			checkpoint_failed(cp);
 	}

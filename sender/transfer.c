@@ -490,6 +490,14 @@ static int run(struct tctx *c, char *err, size_t errlen)
 	return rc;
 }
 
+/* A stat call's result (stat_rc, st) still shows size bytes, modified at
+ * m to the nanosecond. */
+static int same_file(int stat_rc, const struct stat *st, uint64_t size, const struct timespec *m)
+{
+	return stat_rc == 0 && (uint64_t)st->st_size == size && st->st_mtim.tv_sec == m->tv_sec &&
+	       st->st_mtim.tv_nsec == m->tv_nsec;
+}
+
 /* After a send that went out whole: was the source written to meanwhile?
  * Blocks read after the change no longer match the signed manifest, and
  * the receiver refuses the object; which blocks left before the change
@@ -504,20 +512,15 @@ static int check_unchanged(const struct source *src, const char *path, char *err
 	struct stat st;
 
 	if (src->fd >= 0) {
-		if (fstat(src->fd, &st) == 0 && (uint64_t)st.st_size == src->size &&
-		    st.st_mtim.tv_sec == src->mtime.tv_sec &&
-		    st.st_mtim.tv_nsec == src->mtime.tv_nsec)
+		if (same_file(fstat(src->fd, &st), &st, src->size, &src->mtime))
 			return 0;
 		changed = path;
 	} else {
 		for (size_t i = 0; i < src->tree->n && !changed; i++) {
 			const struct tree_entry *e = &src->tree->e[i];
-			if (e->mode == ENTRY_DIR)
-				continue;
-			if (fstatat(src->tree->root_fd, e->path, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-			    (uint64_t)st.st_size != e->size ||
-			    st.st_mtim.tv_sec != e->mtim.tv_sec ||
-			    st.st_mtim.tv_nsec != e->mtim.tv_nsec)
+			if (e->mode != ENTRY_DIR && !same_file(fstatat(src->tree->root_fd, e->path,
+			                                               &st, AT_SYMLINK_NOFOLLOW),
+			                                       &st, e->size, &e->mtim))
 				changed = e->path;
 		}
 		if (!changed)

@@ -31,7 +31,6 @@ static int add(struct tree *t, const char *path, size_t len, uint8_t mode, const
 	e->path_len = (uint16_t)len;
 	e->mode = mode;
 	e->size = mode == ENTRY_DIR ? 0 : (uint64_t)st->st_size;
-	e->mtime = st->st_mtim.tv_sec > 0 ? (uint64_t)st->st_mtim.tv_sec : 0;
 	e->mtim = st->st_mtim;
 	t->n++;
 	if (mode != ENTRY_DIR)
@@ -214,7 +213,8 @@ size_t tree_encode(const struct tree *t, uint8_t **out)
 		                           .path_len = te->path_len,
 		                           .mode = te->mode,
 		                           .size = te->size,
-		                           .mtime = te->mtime,
+		                           .mtime =
+		                               te->mtim.tv_sec > 0 ? (uint64_t)te->mtim.tv_sec : 0,
 		                           .hash = te->hash};
 		size_t n = proto_entry_encode(buf + off, cap - off, &e);
 		if (n == 0) {

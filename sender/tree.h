@@ -16,8 +16,8 @@ struct tree_entry {
 	uint16_t path_len;
 	uint8_t mode; /* enum entry_mode */
 	uint64_t size;
-	uint64_t mtime;               /* seconds, as in the manifest */
-	struct timespec mtim;         /* as scanned: a write during the send changes it */
+	struct timespec mtim;         /* as scanned: the manifest has its seconds; a write
+	                               * during the send changes it */
 	uint8_t hash[PROTO_HASH_LEN]; /* BLAKE2b-256 of the file; zero for dirs */
 };
 
