@@ -428,6 +428,7 @@ static int send_entry(void *ctx, const char *path, const char *name)
 	                            .progress =
 	                                o->progress < 0 ? !o->quiet && isatty(2) : o->progress,
 	                            .tick = run->beacon_ns ? beacon_tick : NULL,
+	                            .plan_tick = run->beacon_ns ? beacon_idle : NULL,
 	                            .tick_ctx = run};
 	if (transfer_file(&ta, &res, err, sizeof(err)) < 0) {
 		log_err("%s", err);

@@ -105,14 +105,15 @@ static void *file_hash_main(void *arg)
  * BLAKE2b-256 of bytes [0, end of block b) (PROTOCOL.md §8.1): the last
  * one is the content hash, and the receiver checks every block with the
  * one pass it makes for the content hash anyway. */
-static int hash_blocks(struct plan *p, const struct source *src, char *err, size_t errlen)
+static int hash_blocks(struct plan *p, const struct source *src, const struct plan_args *a,
+                       char *err, size_t errlen)
 {
 	struct file_thread h = {0};
 	crypto_generichash_state whole, snap;
 	struct ureader *r;
 	const uint8_t *data;
 	size_t len;
-	uint64_t idx;
+	uint64_t idx, done = 0;
 	int rc, threaded = 0;
 
 	rc = source_reader(src, p->chunk, 4, &r);
@@ -140,6 +141,9 @@ static int hash_blocks(struct plan *p, const struct source *src, char *err, size
 			sem_wait(&h.done); /* the chunk's buffer is reused by the next read */
 		else if (src->tree)
 			fh_update(&h.fh, data, len);
+		done += len;
+		if (a->on_read)
+			a->on_read(a->on_read_ctx, done);
 	}
 	if (threaded) {
 		h.stop = 1;
@@ -248,7 +252,7 @@ int plan_object(struct plan *p, const struct source *src, const struct plan_args
 		snprintf(err, errlen, "out of memory for the hashes of %" PRIu64 " blocks", blocks);
 		return -ENOMEM;
 	}
-	rc = hash_blocks(p, src, err, errlen);
+	rc = hash_blocks(p, src, a, err, errlen);
 	if (rc < 0)
 		return rc;
 	rc = build_manifest(p, src, a);

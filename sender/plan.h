@@ -51,6 +51,10 @@ struct plan_args {
 	uint64_t expires;       /* unix seconds, 0 = never */
 	const uint8_t *sign_sk; /* Ed25519 secret key, 64 bytes */
 	const uint8_t *sender_id;
+	/* called after each chunk is hashed, with the bytes hashed so far
+	 * (may be NULL): the pass can take minutes on a large object */
+	void (*on_read)(void *ctx, uint64_t done);
+	void *on_read_ctx;
 };
 
 /* Read the source once and fill p; for a bundle, also the hash of every

@@ -73,8 +73,9 @@ struct tctx {
 	unsigned maxrep;
 	unsigned repstride; /* repair symbols per row in repbuf for this group */
 	uint8_t *scratch;   /* one frame */
-	uint64_t t_start, t_ann, t_hb, t_prog, t_end;
+	uint64_t t_plan, t_start, t_ann, t_hb, t_prog, t_end;
 	uint64_t bytes_done; /* raw bytes of the current pass */
+	int hash_shown;      /* the progress bar showed the hashing pass */
 	int read_err;        /* -errno of a failed read of the source while sending */
 };
 
@@ -177,15 +178,52 @@ static int send_manifest_cycle(struct tctx *c)
 	return 0;
 }
 
+/* Whether the progress bar is drawn now (at most every PROGRESS_NS). */
+static int progress_due(struct tctx *c, uint64_t now, int final)
+{
+	if (!c->a->progress || (!final && now - c->t_prog < PROGRESS_NS))
+		return 0;
+	c->t_prog = now;
+	return 1;
+}
+
+/* The hashing pass before the first frame, a line of its own; shown only
+ * when it lasts long enough to be drawn once. */
+static void hash_progress(struct tctx *c, uint64_t done, int final)
+{
+	uint64_t now = now_ns();
+	double el = (double)(now - c->t_plan) / 1e9;
+	char a[32], b[32];
+
+	if ((final && !c->hash_shown) || !progress_due(c, now, final))
+		return;
+	c->hash_shown = 1;
+	fprintf(stderr, "\r%s hashing %5.1f%% %s / %s  %.0f MB/s   ", c->a->name,
+	        c->src.size ? 100.0 * (double)done / (double)c->src.size : 100.0,
+	        fmt_bytes(a, sizeof(a), (double)done), fmt_bytes(b, sizeof(b), (double)c->src.size),
+	        el > 0 ? (double)done / el / 1e6 : 0);
+	if (final)
+		fputc('\n', stderr);
+}
+
+/* plan_args.on_read: while the source is hashed. */
+static void planning(void *ctx, uint64_t done)
+{
+	struct tctx *c = ctx;
+
+	if (c->a->plan_tick)
+		c->a->plan_tick(c->a->tick_ctx);
+	hash_progress(c, done, 0);
+}
+
 static void progress(struct tctx *c, unsigned pass, int final)
 {
 	uint64_t now = now_ns();
 	double el, pct, rate;
 	char a[32], b[32];
 
-	if (!c->a->progress || (!final && now - c->t_prog < PROGRESS_NS))
+	if (!progress_due(c, now, final))
 		return;
-	c->t_prog = now;
 	el = (double)(now - c->t_start) / 1e9;
 	pct = c->plan.size ? 100.0 * (double)c->bytes_done / (double)c->plan.size : 100.0;
 	rate = el > 0 ? (double)c->tx->wire_bytes * 8 / el / 1e6 : 0;
@@ -419,12 +457,16 @@ static int run(struct tctx *c, char *err, size_t errlen)
 	                       .sequence = a->sequence,
 	                       .expires = a->expires,
 	                       .sign_sk = a->sign_sk,
-	                       .sender_id = a->sender_id};
+	                       .sender_id = a->sender_id,
+	                       .on_read = planning,
+	                       .on_read_ctx = c};
 	int rc;
 
+	c->t_plan = c->t_prog = now_ns();
 	rc = plan_object(&c->plan, &c->src, &pa, err, errlen);
 	if (rc < 0)
 		return rc;
+	hash_progress(c, c->src.size, 1);
 	rc = alloc_buffers(c);
 	if (rc == 0)
 		rc = build_announce(c);

@@ -28,7 +28,10 @@ struct transfer_args {
 	int progress; /* draw a progress bar on stderr */
 	/* called between groups (spool mode: beacons); non-zero stops */
 	int (*tick)(void *ctx);
-	void *tick_ctx;
+	/* called while the source is hashed, before the first frame (spool
+	 * mode: beacons, so the receiver does not log the link down) */
+	int (*plan_tick)(void *ctx);
+	void *tick_ctx; /* of both */
 };
 
 struct transfer_result {

@@ -4,6 +4,8 @@
 # impairment proxy at 5% loss. The receiver logs link-up, link-down when the
 # sender stops cleanly and when it is killed, a new link-up after a restart,
 # and an hourly record whose loss matches what the proxy really dropped.
+# Then a large object: no link-down while the sender hashes it, and the
+# progress bar shows the hashing.
 #
 # Usage: test_link.sh BUILD_DIR
 set -euo pipefail
@@ -66,4 +68,34 @@ check "idle beacons arrive every half second ($(stat_of link beacon_ok) accepted
 	test "$(stat_of link beacon_ok)" -ge 5
 check "every datagram is in exactly one counter, and rejected_frames adds up" \
 	counters_add_up link
+
+# A large object is hashed before its first frame (seconds per GiB). The
+# spool keeps beaconing meanwhile: the receiver must not log the link down.
+next_ports
+start_recv plan "$RP" --link-timeout 1
+mkdir -p "$T/out2"
+"$B/sluice-send" --watch "$T/out2" --beacon 0.2 --to "127.0.0.1:$RP" --rate 1g \
+	--key "$T/keys/sender/sender.key" --recipient "$T/keys/receiver/receiver.pub" -q \
+	--progress 2>"$T/plan.err" &
+SPID=$!
+PIDS+=("$SPID")
+check "the spool brings the link up" wait_receipt plan link-up 1
+truncate -s 3G "$T/big.bin" # BLAKE2b alone needs 3 s for it on the fastest host seen
+t0=$(date +%s%N)
+mv "$T/big.bin" "$T/out2/"
+for _ in $(seq 600); do
+	[ "$(staging_parts plan)" -gt 0 ] && break
+	sleep 0.1
+done
+waited=$((($(date +%s%N) - t0) / 1000000))
+echo "# the transfer began ${waited} ms after the move (2 s of it the spool's settle time)"
+check "the hashing pass outlasted the link timeout twice" test "$waited" -gt 4000
+check "no link-down while the sender hashed" test "$(receipt_count plan link-down)" -eq 0
+check "the progress bar showed the hashing pass, to its end" \
+	grep -q 'big.bin hashing 100.0% 3.00 GiB / 3.00 GiB' "$T/plan.err"
+kill -9 "$SPID"
+wait "$SPID" 2>/dev/null || true
+check "the link is logged down once the sender is gone" wait_receipt plan link-down 1
+kill -TERM "$RPID"
+wait_exit "$RPID" 10 || true
 finish
