@@ -44,6 +44,12 @@ uint64_t now_ns(void);                     /* CLOCK_MONOTONIC */
 uint64_t wall_ns(void);                    /* CLOCK_REALTIME */
 uint64_t thread_cpu_ns(void);              /* the calling thread's CPU time */
 void sleep_until_ns(uint64_t deadline_ns); /* CLOCK_MONOTONIC absolute */
+/* A timestamp t (<= now) moved on by ns, but never past now: a timer that
+ * measures silence since t, paused for ns. */
+static inline uint64_t later_by(uint64_t t, uint64_t ns, uint64_t now)
+{
+	return ns < now - t ? t + ns : now;
+}
 
 /* Loop over short reads/writes and EINTR; 0 or -errno (-EIO for EOF). */
 __attribute__((warn_unused_result)) int pread_full(int fd, void *buf, size_t len, off_t off);

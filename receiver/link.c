@@ -179,6 +179,15 @@ void link_tick(struct receiver *r, uint64_t now)
 	}
 }
 
+void link_pause(struct receiver *r, uint64_t ns, uint64_t now)
+{
+	for (unsigned k = 0; k < r->cfg->ntrusted; k++) {
+		struct link *l = &r->links[k];
+		if (l->link_id)
+			l->last_seen = later_by(l->last_seen, ns, now);
+	}
+}
+
 void link_flush(struct receiver *r)
 {
 	for (unsigned k = 0; k < r->cfg->ntrusted; k++)

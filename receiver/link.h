@@ -41,6 +41,8 @@ void link_beacon(struct receiver *r, const uint8_t *buf, size_t len, uint64_t no
 void link_frame(struct receiver *r, unsigned k, uint64_t now);
 /* Timers: link-down on silence, hourly records. */
 void link_tick(struct receiver *r, uint64_t now);
+/* rcv_pause for the links: their silence stops counting for ns. */
+void link_pause(struct receiver *r, uint64_t ns, uint64_t now);
 /* Shutdown: the current hour's record for every link with traffic. */
 void link_flush(struct receiver *r);
 

@@ -631,6 +631,9 @@ static int inbox_writable(const struct options *o, int inbox_fd)
 }
 
 #define METRICS_NS 10000000000ull
+/* A gap between two reads of the ring longer than this is the loop's own
+ * work, not waiting (rcv_pause). */
+#define STALL_NS 250000000ull
 
 /* What the receive side dropped itself (full ring, full socket buffer), for
  * the receipts of the transfers it hit and for the counters. */
@@ -652,8 +655,16 @@ static int serve(const struct options *o, struct receiver *r, struct net_rx *n,
 		/* one clock read per received buffer, not per datagram: a GRO
 		 * buffer's datagrams arrived together (the read was 0.8% of the
 		 * receiver in PERFORMANCE.md run 20) */
-		if (got != 2)
-			now = now_ns();
+		if (got != 2) {
+			uint64_t t = now_ns();
+			/* This loop was busy since the last read (waits in
+			 * net_ring_next are at most 50 ms): publishing a large
+			 * bundle, say. What arrived meanwhile is in the ring, so
+			 * the senders were not silent. */
+			if (now && t - now > STALL_NS)
+				rcv_pause(r, t - now, t);
+			now = t;
+		}
 		if (got) {
 			rcv_handle(r, data, len, now);
 			net_ring_release(ring);

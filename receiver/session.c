@@ -1408,6 +1408,23 @@ void rcv_tick(struct receiver *r, uint64_t now)
 	}
 }
 
+void rcv_pause(struct receiver *r, uint64_t ns, uint64_t now)
+{
+	for (unsigned i = 0; i < r->nsessions; i++) {
+		struct session *s = r->sessions[i];
+		s->last_seen = later_by(s->last_seen, ns, now);
+		if (s->end_seen)
+			s->end_seen = later_by(s->end_seen, ns, now);
+		if (s->complete_at)
+			s->complete_at = later_by(s->complete_at, ns, now);
+	}
+	/* a finished session's late frames (its END copies) are in the ring */
+	for (unsigned i = 0; i < RCV_TOMBS; i++)
+		if (r->tombs[i].id)
+			r->tombs[i].until += ns;
+	link_pause(r, ns, now);
+}
+
 /* BLAKE2b-256 of inbox/name, a regular file; 0 or -errno. */
 static int hash_inbox_file(struct receiver *r, const char *name, uint8_t out[PROTO_HASH_LEN])
 {

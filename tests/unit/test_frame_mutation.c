@@ -543,12 +543,17 @@ static struct frame *find_frame(struct fixture *f, int type, uint32_t block, uns
 
 /* The whole-content hash runs on its own thread: tick until it is done
  * and the object published or failed (a few ms; 5 s at most). */
-static void wait_verdict(struct fixture *f)
+static void wait_verdict_at(struct fixture *f, uint64_t now)
 {
 	for (int i = 0; i < 5000 && f->rx.r.stats.published + f->rx.r.stats.failed == 0; i++) {
-		rcv_tick(&f->rx.r, NOW + 1);
+		rcv_tick(&f->rx.r, now);
 		usleep(1000);
 	}
+}
+
+static void wait_verdict(struct fixture *f)
+{
+	wait_verdict_at(f, NOW + 1);
 }
 
 /* The object was published, and the inbox holds exactly its content. */
@@ -621,12 +626,17 @@ static void run(enum aead_alg alg)
 	fixture_free(f);
 }
 
-static void feed_copy(struct fixture *f, const uint8_t *b, size_t len)
+static void feed_at(struct fixture *f, const uint8_t *b, size_t len, uint64_t now)
 {
 	static uint8_t copy[PROTO_MAX_DATAGRAM];
 
 	memcpy(copy, b, len);
-	rcv_handle(&f->rx.r, copy, len, NOW);
+	rcv_handle(&f->rx.r, copy, len, now);
+}
+
+static void feed_copy(struct fixture *f, const uint8_t *b, size_t len)
+{
+	feed_at(f, b, len, NOW);
 }
 
 static int file_contains(const char *path, const char *needle)
@@ -854,6 +864,51 @@ static void test_own_drop_timeout(void **state)
 	own_drop_timeout(0);
 }
 
+/* The receiver's own stall, longer than the session timeout (its loop
+ * publishing a large bundle), while the rest of this object waits in the
+ * receive ring: after rcv_pause, as the loop calls it, the session is not
+ * given up, and the backlog completes it. Without the pause the same tick
+ * would end it as "no frames for 60 s". */
+static void own_stall(int paused)
+{
+	struct fixture *f = fixture_new(AEAD_XCHACHA20POLY1305);
+	uint64_t later = NOW + f->rx.cfg.session_timeout_ns + 5000000000ull;
+
+	feed_copy(f, f->announce.buf, f->announce.len);
+	for (unsigned i = 0; i < f->nframes; i++) {
+		const uint8_t *b = f->frames[i].buf;
+		if (b[5] == FRAME_MANIFEST || (b[5] == FRAME_DATA && get_le32(b + 24) < 2))
+			feed_copy(f, b, f->frames[i].len);
+	}
+	writer_wait_idle(&f->rx.r.writer);
+	rcv_tick(&f->rx.r, NOW + 1);
+	if (paused)
+		rcv_pause(&f->rx.r, later - NOW - 1, later);
+	rcv_tick(&f->rx.r, later);
+	assert_int_equal(f->rx.r.stats.failed, !paused);
+	if (!paused) {
+		assert_true(file_contains(f->rx.receipts, "no frames for 60 s"));
+		fixture_free(f);
+		return;
+	}
+	for (unsigned i = 0; i < f->nframes; i++) {
+		const uint8_t *b = f->frames[i].buf;
+		if (!(b[5] == FRAME_MANIFEST || (b[5] == FRAME_DATA && get_le32(b + 24) < 2)))
+			feed_at(f, b, f->frames[i].len, later);
+	}
+	wait_verdict_at(f, later + 1);
+	assert_int_equal(f->rx.r.stats.failed, 0);
+	assert_published_identical(f);
+	fixture_free(f);
+}
+
+static void test_own_stall(void **state)
+{
+	(void)state;
+	own_stall(1);
+	own_stall(0);
+}
+
 /* A status frame after the object's END, as the sender's second and third
  * END leave (PROTOCOL.md §10): the END frame with the next counter. */
 static void late_end(struct fixture *f, uint8_t out[static PROTO_STATUS_FRAME_LEN])
@@ -935,10 +990,15 @@ static void test_mutants_aesgcm(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_mutants_xchacha),        cmocka_unit_test(test_mutants_aesgcm),
-	    cmocka_unit_test(test_sealed_corrupt_payload), cmocka_unit_test(test_zstd_bomb),
-	    cmocka_unit_test(test_refused_announcement),   cmocka_unit_test(test_own_drop_covered),
-	    cmocka_unit_test(test_own_drop_timeout),       cmocka_unit_test(test_late_status),
+	    cmocka_unit_test(test_mutants_xchacha),
+	    cmocka_unit_test(test_mutants_aesgcm),
+	    cmocka_unit_test(test_sealed_corrupt_payload),
+	    cmocka_unit_test(test_zstd_bomb),
+	    cmocka_unit_test(test_refused_announcement),
+	    cmocka_unit_test(test_own_drop_covered),
+	    cmocka_unit_test(test_own_drop_timeout),
+	    cmocka_unit_test(test_own_stall),
+	    cmocka_unit_test(test_late_status),
 	};
 
 	if (crypto_setup() < 0)

@@ -193,12 +193,38 @@ static void link_down_and_exact_loss(void **state)
 	fx_free(f);
 }
 
+/* The receiver's own stall (its loop busy publishing for 20 s, beacons
+ * waiting in the ring) is not the link's silence: after rcv_pause no
+ * link-down, the backlog's beacon keeps the link up, and real silence
+ * afterwards is still caught. */
+static void own_stall_is_not_silence(void **state)
+{
+	struct rcv_fixture *f = fx_new();
+	uint8_t fr[PROTO_BEACON_LEN];
+	uint64_t t = 100 * NS;
+
+	(void)state;
+	make(f, fr, 9, 1, 1000, 0, BEACON_RUNNING, NULL);
+	feed(f, fr, t);
+	rcv_pause(&f->r, 20 * NS, t + 20 * NS);
+	rcv_tick(&f->r, t + 20 * NS);
+	assert_false(log_has(f, "\"event\":\"link-down\""));
+	make(f, fr, 9, 2, 2000, 1, BEACON_RUNNING, NULL); /* from the backlog */
+	feed(f, fr, t + 20 * NS);
+	rcv_tick(&f->r, t + 24 * NS);
+	assert_false(log_has(f, "\"event\":\"link-down\""));
+	rcv_tick(&f->r, t + 26 * NS);
+	assert_true(log_has(f, "nothing authenticated for 6 s"));
+	fx_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(beacon_round_trip_and_malformed),
 	    cmocka_unit_test(receiver_accepts_once_and_refuses_replays),
 	    cmocka_unit_test(link_down_and_exact_loss),
+	    cmocka_unit_test(own_stall_is_not_silence),
 	};
 
 	if (sodium_init() < 0)
