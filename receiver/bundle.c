@@ -2,6 +2,7 @@
 /* Directory bundles: entry-list policy, tree building, publication. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,7 @@ struct builder {
 	uint64_t off;
 	uint8_t *buf;
 	mode_t file_mode, exec_mode;
+	const atomic_int *cancel; /* non-zero: stop (NULL: never) */
 	char *why;
 	size_t whylen;
 };
@@ -168,6 +170,10 @@ static int make_file(struct builder *b, const struct manifest_entry *e, const ch
 	crypto_generichash_init(&h, NULL, 0, PROTO_HASH_LEN);
 	while (left > 0 && rc == 0) {
 		size_t n = left < COPY_BUF ? (size_t)left : COPY_BUF;
+		if (b->cancel && atomic_load(b->cancel)) {
+			rc = -ECANCELED;
+			break;
+		}
 		rc = pread_full(b->stream, b->buf, n, (off_t)b->off);
 		if (rc < 0)
 			break;
@@ -205,7 +211,7 @@ static int build(struct builder *b, const struct manifest *m)
 		path[e.path_len] = '\0';
 		rc = e.mode == ENTRY_DIR ? make_dir(b, path) : make_file(b, &e, path);
 		if (rc < 0) {
-			if (rc != -EBADMSG)
+			if (rc != -EBADMSG && rc != -ECANCELED)
 				say(b, &e,
 				    rc == -ENOSPC ? "disk full while building the bundle"
 				                  : "cannot create a bundle entry in staging");
@@ -215,19 +221,29 @@ static int build(struct builder *b, const struct manifest *m)
 	return rc < 0 ? -EBADMSG : 0;
 }
 
-int bundle_publish(struct staging *st, int fd, const char *part, const char *name,
-                   const struct manifest *m, char *why, size_t whylen)
+/* The staging tree's name for stream file part ("X.part" -> "X.tree"). */
+static int tree_name(char *tree, size_t len, const char *part)
 {
-	struct builder b = {.stream = fd, .root = -1, .why = why, .whylen = whylen};
-	char tree[STAGING_NAME_MAX + 8];
 	size_t plen = strlen(part);
+
+	if (plen < 5 || plen + sizeof(BUNDLE_TREE_SUFFIX) > len)
+		return -EINVAL;
+	snprintf(tree, len, "%.*s%s", (int)(plen - 5), part, BUNDLE_TREE_SUFFIX);
+	return 0;
+}
+
+int bundle_build(struct staging *st, int fd, const char *part, const struct manifest *m,
+                 const atomic_int *cancel, char *why, size_t whylen)
+{
+	struct builder b = {
+	    .stream = fd, .root = -1, .cancel = cancel, .why = why, .whylen = whylen};
+	char tree[STAGING_NAME_MAX + 8];
 	struct statvfs vfs;
 	int rc;
 
 	snprintf(why, whylen, "cannot build the bundle in staging");
-	if (plen < 5 || plen + sizeof(BUNDLE_TREE_SUFFIX) > sizeof(tree))
+	if (tree_name(tree, sizeof(tree), part) < 0)
 		return -EINVAL;
-	snprintf(tree, sizeof(tree), "%.*s%s", (int)(plen - 5), part, BUNDLE_TREE_SUFFIX);
 	/* The tree is a second copy of the stream until the stream goes. */
 	if (fstatvfs(st->dir_fd, &vfs) == 0 &&
 	    (uint64_t)vfs.f_bavail * vfs.f_frsize < m->object_size + st->reserve) {
@@ -244,34 +260,59 @@ int bundle_publish(struct staging *st, int fd, const char *part, const char *nam
 	    (b.root = openat(st->dir_fd, tree, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) <
 	        0) {
 		rc = -errno;
-		goto out;
+	} else {
+		rc = build(&b, m);
+		/* Everything written above, files and directories, reaches the
+		 * disk before the tree can become visible. */
+		if (rc == 0 &&
+		    (syncfs(b.root) < 0 || fchmod(b.root, b.exec_mode) < 0 || fsync(b.root) < 0))
+			rc = -errno;
 	}
-	rc = build(&b, m);
-	/* Everything written above, files and directories, reaches the disk
-	 * before the tree becomes visible. */
-	if (rc == 0 && (syncfs(b.root) < 0 || fchmod(b.root, b.exec_mode) < 0 || fsync(b.root) < 0))
-		rc = -errno;
 	if (rc == 0)
 		crashpoint("bundle-built");
-	if (rc == 0 &&
-	    syscall(SYS_renameat2, st->dir_fd, tree, st->inbox_fd, name, RENAME_NOREPLACE) < 0) {
+	else
+		remove_tree(st->dir_fd, tree);
+	if (b.root >= 0)
+		close(b.root);
+	free(b.buf);
+	return rc;
+}
+
+int bundle_commit(struct staging *st, const char *part, const char *name, char *why, size_t whylen)
+{
+	char tree[STAGING_NAME_MAX + 8];
+	int rc = 0;
+
+	if (tree_name(tree, sizeof(tree), part) < 0)
+		return -EINVAL;
+	if (syscall(SYS_renameat2, st->dir_fd, tree, st->inbox_fd, name, RENAME_NOREPLACE) < 0) {
 		rc = -errno;
 		if (rc == -EINVAL || rc == -ENOSYS)
 			snprintf(why, whylen,
 			         "the inbox filesystem cannot rename without replacing "
 			         "(RENAME_NOREPLACE); bundles cannot be published on it");
+		remove_tree(st->dir_fd, tree);
+		return rc;
 	}
-	if (rc == 0) {
-		if (fsync(st->inbox_fd) < 0)
-			rc = -errno;
-		unlinkat(st->dir_fd, part, 0);
-		fsync(st->dir_fd);
-		goto out;
-	}
-	remove_tree(st->dir_fd, tree);
-out:
-	if (b.root >= 0)
-		close(b.root);
-	free(b.buf);
+	if (fsync(st->inbox_fd) < 0)
+		rc = -errno;
+	unlinkat(st->dir_fd, part, 0);
+	fsync(st->dir_fd);
 	return rc;
+}
+
+void bundle_discard(struct staging *st, const char *part)
+{
+	char tree[STAGING_NAME_MAX + 8];
+
+	if (tree_name(tree, sizeof(tree), part) == 0)
+		(void)remove_tree(st->dir_fd, tree);
+}
+
+int bundle_publish(struct staging *st, int fd, const char *part, const char *name,
+                   const struct manifest *m, char *why, size_t whylen)
+{
+	int rc = bundle_build(st, fd, part, m, NULL, why, whylen);
+
+	return rc < 0 ? rc : bundle_commit(st, part, name, why, whylen);
 }

@@ -12,6 +12,8 @@
 #ifndef SLUICE_RECEIVER_BUNDLE_H
 #define SLUICE_RECEIVER_BUNDLE_H
 
+#include <stdatomic.h>
+
 #include "proto/manifest.h"
 #include "staging.h"
 
@@ -28,6 +30,21 @@ const char *bundle_check(const struct manifest *m);
 __attribute__((warn_unused_result)) int bundle_publish(struct staging *st, int fd, const char *part,
                                                        const char *name, const struct manifest *m,
                                                        char *why, size_t whylen);
+
+/* bundle_publish in two steps, so that the slow one (copying every file,
+ * at the disk's speed) can run on a thread of its own. bundle_build builds,
+ * verifies and syncs the tree in staging; it stops with -ECANCELED once
+ * *cancel (may be NULL) is set. On failure nothing is left in staging;
+ * on success the tree waits there for bundle_commit, which moves it into
+ * the inbox and removes the stream file (the tree is removed if it
+ * cannot), or bundle_discard, which removes it. */
+__attribute__((warn_unused_result)) int bundle_build(struct staging *st, int fd, const char *part,
+                                                     const struct manifest *m,
+                                                     const atomic_int *cancel, char *why,
+                                                     size_t whylen);
+__attribute__((warn_unused_result)) int bundle_commit(struct staging *st, const char *part,
+                                                      const char *name, char *why, size_t whylen);
+void bundle_discard(struct staging *st, const char *part);
 
 /* The staging tree name for a stream file name ("X.part" -> "X.tree"). */
 #define BUNDLE_TREE_SUFFIX ".tree"

@@ -45,6 +45,7 @@
 #define HASH_BUF       (1u << 20)
 
 enum hash_state { HASH_IDLE, HASH_RUNNING, HASH_DONE, HASH_FAILED };
+enum build_state { BUILD_IDLE, BUILD_RUNNING, BUILD_DONE };
 
 struct session {
 	uint64_t id;
@@ -89,6 +90,15 @@ struct session {
 	int hasher_started;
 	_Atomic int hash_state; /* enum hash_state */
 	uint8_t content[PROTO_HASH_LEN];
+	/* a bundle's tree, built in staging on a thread of its own once the
+	 * content verified (build_bundle): seconds per GiB, during which the
+	 * receiving loop goes on with other transfers and beacons */
+	pthread_t builder;
+	int builder_started;
+	_Atomic int build_state; /* enum build_state */
+	atomic_int build_cancel;
+	int build_rc; /* bundle_build's, once BUILD_DONE */
+	char build_why[300];
 	int fd;
 	char part[STAGING_NAME_MAX];
 	/* counters */
@@ -258,6 +268,13 @@ static void session_free(struct receiver *r, struct session *s)
 		writer_forget(&r->writer, s);
 	if (s->hasher_started)
 		pthread_join(s->hasher, NULL);
+	if (s->builder_started) {
+		atomic_store(&s->build_cancel, 1);
+		pthread_join(s->builder, NULL);
+	}
+	/* built but never moved into the inbox */
+	if (atomic_load(&s->build_state) == BUILD_DONE && s->build_rc == 0 && s->part[0])
+		bundle_discard(r->st, s->part);
 	groupset_free(&s->mf);
 	groupset_free(&s->data);
 	aead_free(s->aead);
@@ -1214,6 +1231,36 @@ static int write_intent(struct receiver *r, const struct session *s)
 	return ledger_intent_write(r->ledger, &in);
 }
 
+static void *build_bundle(void *arg)
+{
+	struct session *s = arg;
+
+	s->build_rc = bundle_build(s->r->st, s->fd, s->part, &s->m, &s->build_cancel, s->build_why,
+	                           sizeof(s->build_why));
+	atomic_store(&s->build_state, BUILD_DONE);
+	return NULL;
+}
+
+/* For a bundle: whether its tree is built (then s->build_rc says how);
+ * the first call starts building it. */
+static int bundle_built(struct session *s)
+{
+	switch (atomic_load(&s->build_state)) {
+	case BUILD_IDLE:
+		atomic_store(&s->build_state, BUILD_RUNNING);
+		if (pthread_create(&s->builder, NULL, build_bundle, s) == 0) {
+			s->builder_started = 1;
+			pthread_setname_np(s->builder, "sluice-bundle");
+		} else
+			build_bundle(s); /* no thread to be had: here and now */
+		return atomic_load(&s->build_state) == BUILD_DONE;
+	case BUILD_RUNNING:
+		return 0;
+	default:
+		return 1;
+	}
+}
+
 static void publish(struct receiver *r, struct session *s)
 {
 	char why[300];
@@ -1227,19 +1274,28 @@ static void publish(struct receiver *r, struct session *s)
 		session_fail(r, s, "rejected", "content hash does not match the manifest");
 		return;
 	}
+	/* A later tick comes back here once the tree is built. */
+	if (s->m.kind == MANIFEST_KIND_BUNDLE && !bundle_built(s))
+		return;
 	why[0] = '\0';
-	/* Without the journal a crash in the next instants would leave the
-	 * object without its receipt; that is no reason not to publish. */
-	if (write_intent(r, s) < 0)
-		log_warn("cannot write the publication journal in the state directory; "
-		         "publishing %s without it",
-		         s->name);
-	if (s->m.kind == MANIFEST_KIND_BUNDLE)
-		rc = bundle_publish(r->st, s->fd, s->part, s->name, &s->m, why, sizeof(why));
-	else
-		rc = staging_publish(r->st, s->fd, s->part, s->name);
-	if (rc < 0)
-		ledger_intent_clear(r->ledger); /* nothing was published */
+	if (s->m.kind == MANIFEST_KIND_BUNDLE && s->build_rc < 0) {
+		rc = s->build_rc;
+		snprintf(why, sizeof(why), "%s", s->build_why);
+	} else {
+		/* Without the journal a crash in the next instants would leave
+		 * the object without its receipt; that is no reason not to
+		 * publish. */
+		if (write_intent(r, s) < 0)
+			log_warn("cannot write the publication journal in the state directory; "
+			         "publishing %s without it",
+			         s->name);
+		if (s->m.kind == MANIFEST_KIND_BUNDLE)
+			rc = bundle_commit(r->st, s->part, s->name, why, sizeof(why));
+		else
+			rc = staging_publish(r->st, s->fd, s->part, s->name);
+		if (rc < 0)
+			ledger_intent_clear(r->ledger); /* nothing was published */
+	}
 	if (rc == -EEXIST) {
 		session_fail(r, s, "conflict",
 		             "something with this name is already in the inbox; not overwritten");
