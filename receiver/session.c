@@ -1231,6 +1231,18 @@ static int write_intent(struct receiver *r, const struct session *s)
 	return ledger_intent_write(r->ledger, &in);
 }
 
+/* fn(arg) on a thread of its own called name, or here and now when no
+ * thread is to be had. Returns whether a thread was started (to join). */
+static int run_aside(pthread_t *t, void *(*fn)(void *), void *arg, const char *name)
+{
+	if (pthread_create(t, NULL, fn, arg) != 0) {
+		fn(arg);
+		return 0;
+	}
+	pthread_setname_np(*t, name);
+	return 1;
+}
+
 static void *build_bundle(void *arg)
 {
 	struct session *s = arg;
@@ -1248,11 +1260,7 @@ static int bundle_built(struct session *s)
 	switch (atomic_load(&s->build_state)) {
 	case BUILD_IDLE:
 		atomic_store(&s->build_state, BUILD_RUNNING);
-		if (pthread_create(&s->builder, NULL, build_bundle, s) == 0) {
-			s->builder_started = 1;
-			pthread_setname_np(s->builder, "sluice-bundle");
-		} else
-			build_bundle(s); /* no thread to be had: here and now */
+		s->builder_started = run_aside(&s->builder, build_bundle, s, "sluice-bundle");
 		return atomic_load(&s->build_state) == BUILD_DONE;
 	case BUILD_RUNNING:
 		return 0;
@@ -1369,11 +1377,7 @@ static void verify_and_publish(struct receiver *r, struct session *s)
 		          : s->ws.broken ? "read-back failed"
 		                         : "blocks were in before the manifest");
 		atomic_store(&s->hash_state, HASH_RUNNING);
-		if (pthread_create(&s->hasher, NULL, hash_content, s) == 0) {
-			s->hasher_started = 1;
-			pthread_setname_np(s->hasher, "sluice-hash");
-		} else
-			hash_content(s); /* no thread to be had: here and now */
+		s->hasher_started = run_aside(&s->hasher, hash_content, s, "sluice-hash");
 		return;
 	case HASH_RUNNING:
 		return;
