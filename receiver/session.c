@@ -505,14 +505,20 @@ static int open_session_key(struct receiver *r, struct session *s)
  * newer than the oldest one in it, or NULL. Announcements can be replayed by
  * anyone on the low side but not forged, so a replayed one is always older
  * than the transfer a trusted sender is starting now, and cannot keep it
- * out. */
+ * out. A transfer with every block in is never the victim: it is only being
+ * verified or built (on a thread of its own) and leaves the table by
+ * itself, and evicting it would throw a verified object away. */
 static struct session *older_victim(struct receiver *r, const struct announce *an)
 {
 	struct session *oldest = NULL;
 
-	for (unsigned i = 0; i < r->nsessions; i++)
-		if (!oldest || r->sessions[i]->an.created_ns < oldest->an.created_ns)
-			oldest = r->sessions[i];
+	for (unsigned i = 0; i < r->nsessions; i++) {
+		struct session *s = r->sessions[i];
+		if (s->manifest_ok && s->done_count == s->an.block_count)
+			continue;
+		if (!oldest || s->an.created_ns < oldest->an.created_ns)
+			oldest = s;
+	}
 	if (!oldest || oldest->an.created_ns >= an->created_ns)
 		return NULL;
 	return oldest;

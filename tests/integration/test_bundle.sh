@@ -6,7 +6,8 @@
 # receiver's modes; a resend is a duplicate; a different tree under the same
 # name is a conflict; symlinks and special files are refused by the sender;
 # a crash while the tree is being built leaves nothing in the inbox; a
-# slow build does not hold up the transfer after it.
+# slow build does not hold up the transfer after it, nor loses its place
+# in a full session table.
 #
 # Usage: test_bundle.sh BUILD_DIR
 set -euo pipefail
@@ -111,47 +112,71 @@ check "and records what it removed" \
 # wait 50 ms (a 32 MiB bundle: 1.6 s, a slow disk or a large bundle); the
 # receiving loop used to stand still meanwhile, beacons and the next file's
 # frames piling up in the ring.
-if ! ${CC:-cc} -shared -fPIC -O1 -o "$T/slow.so" "$(dirname "$0")/pwrite_shim.c" -ldl 2>"$T/slow.err"; then
-	echo "# skip: the slow-build case needs a C compiler for its shim"
-else
-	mkdir -p "$T/out/a-bundle"
-	for i in 1 2 3 4; do head -c $((8 << 20)) /dev/urandom >"$T/out/a-bundle/part$i"; done
+# slow_build NAME [sluice-recv options]: a-bundle, then b-next.bin, through
+# a --watch sender into receiver NAME whose bundle builds are slowed; sets
+# ORDER (the names in the order they were published), or returns 1 when the
+# shim did not take effect in this build.
+slow_build() {
+	local name=$1 out=$T/out-$1 log
+	shift
+	mkdir -p "$out/a-bundle"
+	for i in 1 2 3 4; do head -c $((8 << 20)) /dev/urandom >"$out/a-bundle/part$i"; done
 	head -c $((16 << 20)) /dev/urandom >"$T/b-next.bin"
+	rm -rf "$T/ref"
 	mkdir -p "$T/ref"
-	cp -a "$T/out/a-bundle" "$T/b-next.bin" "$T/ref/"
+	cp -a "$out/a-bundle" "$T/b-next.bin" "$T/ref/"
 	next_ports
 	LD_PRELOAD="$T/slow.so" SHIM_WRITE_DELAY_US=50000 \
-		ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" start_recv slow "$RP"
-	"$B/sluice-send" --watch "$T/out" --to "127.0.0.1:$RP" --rate 400m \
+		ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" start_recv "$name" "$RP" "$@"
+	"$B/sluice-send" --watch "$out" --to "127.0.0.1:$RP" --rate 400m \
 		--key "$T/keys/sender/sender.key" --recipient "$T/keys/receiver/receiver.pub" -q &
 	SPID=$!
 	PIDS+=("$SPID")
 	for _ in $(seq 100); do # the bundle is on its way: the file goes next
-		[ "$(staging_parts slow)" -gt 0 ] && break
+		[ "$(staging_parts "$name")" -gt 0 ] && break
 		sleep 0.1
 	done
-	mv "$T/b-next.bin" "$T/out/"
-	for _ in $(seq 600); do
-		[ "$(receipt_count slow published)" -ge 2 ] && break
+	mv "$T/b-next.bin" "$out/"
+	for _ in $(seq 100); do # the bundle's verdict, then time for the file's
+		[ "$(receipt_count "$name" published)" -ge 1 ] && break
+		[ "$(receipt_count "$name" incomplete)" -ge 1 ] && break
+		sleep 0.1
+	done
+	for _ in $(seq 50); do
+		[ "$(receipt_count "$name" published)" -ge 2 ] && break
 		sleep 0.1
 	done
 	kill -TERM "$SPID" "$RPID"
 	wait_exit "$SPID" 10 || true
 	wait_exit "$RPID" 10 || true
-	if ! grep -q "shim: slowing large writes" "$T/slow/recv.log"; then
-		echo "# skip: the slow-build shim did not take effect in this build"
-	else
-		slog=$T/slow/inbox/.sluice/receipts.jsonl
-		order=$(grep -o '"event":"published","object":"[0-9a-f]*","name":"[^"]*"' "$slog" |
-			sed 's/.*"name":"//; s/"$//' | tr '\n' ' ')
-		echo "# published in this order: $order"
-		check "both are published" test "$(receipt_count slow published)" -eq 2
-		check "the file sent after the bundle is published first, while the tree is built" \
-			test "$order" = "b-next.bin a-bundle "
-		check "... identical" cmp -s "$T/ref/b-next.bin" "$T/slow/inbox/b-next.bin"
-		check "the bundle identical" diff -r "$T/ref/a-bundle" "$T/slow/inbox/a-bundle"
-		check "staging is empty" test -z "$(ls -A "$T/slow/inbox/.sluice/staging")"
-	fi
+	grep -q "shim: slowing large writes" "$T/$name/recv.log" || return 1
+	log=$T/$name/inbox/.sluice/receipts.jsonl
+	ORDER=$(grep -o '"event":"published","object":"[0-9a-f]*","name":"[^"]*"' "$log" |
+		sed 's/.*"name":"//; s/"$//' | tr '\n' ' ')
+	echo "# $name: published in this order: $ORDER"
+}
+if ! ${CC:-cc} -shared -fPIC -O1 -o "$T/slow.so" "$(dirname "$0")/pwrite_shim.c" -ldl 2>"$T/slow.err"; then
+	echo "# skip: the slow-build cases need a C compiler for their shim"
+elif ! slow_build slow; then
+	echo "# skip: the slow-build shim did not take effect in this build"
+else
+	check "both are published" test "$(receipt_count slow published)" -eq 2
+	check "the file sent after the bundle is published first, while the tree is built" \
+		test "$ORDER" = "b-next.bin a-bundle "
+	check "... identical" cmp -s "$T/ref/b-next.bin" "$T/slow/inbox/b-next.bin"
+	check "the bundle identical" diff -r "$T/ref/a-bundle" "$T/slow/inbox/a-bundle"
+	check "staging is empty" test -z "$(ls -A "$T/slow/inbox/.sluice/staging")"
+
+	# --- 7. a bundle being built keeps its place in a full session table ---
+	# With --max-sessions 1 the next file's announcement finds the table
+	# full: the bundle, every block in and its tree being built, is not
+	# the transfer that makes room (it used to be evicted, incomplete).
+	slow_build full --max-sessions 1 || true
+	check "a full table: the bundle being built is published, not evicted" \
+		grep -q '"event":"published".*"name":"a-bundle"' "$T/full/inbox/.sluice/receipts.jsonl"
+	check "... identical" diff -r "$T/ref/a-bundle" "$T/full/inbox/a-bundle"
+	check "... and nothing ended for want of a place" \
+		test "$(grep -c 'the session table was full' "$T/full/inbox/.sluice/receipts.jsonl")" -eq 0
 fi
 
 finish
