@@ -666,6 +666,7 @@ static int serve(const struct options *o, struct receiver *r, struct net_rx *n,
 			now = t;
 		}
 		if (got) {
+			r->ring_dropped_before = net_ring_dropped_before(ring);
 			rcv_handle(r, data, len, now);
 			net_ring_release(ring);
 		}

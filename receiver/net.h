@@ -69,6 +69,9 @@ __attribute__((warn_unused_result)) int net_ring_start(struct net_ring **out, st
 int net_ring_next(struct net_ring *r, uint8_t **data, size_t *len, int timeout_ms);
 void net_ring_release(struct net_ring *r);
 uint64_t net_ring_dropped(const struct net_ring *r);
+/* Consumer: what net_ring_dropped was when the datagram last handed out
+ * arrived (it was copied in). */
+uint64_t net_ring_dropped_before(const struct net_ring *r);
 /* Stop the thread and free the ring; returns the thread's receive error
  * (0 or -errno). */
 int net_ring_stop(struct net_ring *r);

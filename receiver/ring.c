@@ -11,8 +11,9 @@
 #include "net.h"
 
 /* An entry: u32 length (or WRAP), u32 GRO segment size (0: one datagram),
- * then the bytes as received, padded to 8. */
-#define ENTRY_HDR 8u
+ * u64 datagrams dropped before it arrived, then the bytes as received,
+ * padded to 8. */
+#define ENTRY_HDR 16u
 #define WRAP      0xffffffffu
 /* Datagrams per received buffer (times 16, averaged) from which receiving
  * straight into the ring beats recvmmsg and a copy: one recvmsg per buffer
@@ -33,6 +34,7 @@ struct net_ring {
 	uint8_t *pos;     /* next datagram */
 	size_t left, seg; /* bytes of the entry not yet handed out; datagram size */
 	uint64_t end;     /* tail once the entry is all released */
+	uint64_t before;  /* the entry's drop count */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t more;
@@ -76,8 +78,10 @@ static void commit(struct net_ring *r, size_t skip, uint32_t len, uint32_t seg)
 		head += skip;
 		off = 0;
 	}
+	uint64_t dropped = atomic_load_explicit(&r->dropped, memory_order_relaxed);
 	memcpy(r->buf + off, &len, sizeof(len));
 	memcpy(r->buf + off + 4, &seg, sizeof(seg));
+	memcpy(r->buf + off + 8, &dropped, sizeof(dropped));
 	atomic_store_explicit(&r->head, head + entry_size(len), memory_order_release);
 	/* moving average over about 8 buffers */
 	r->segs16 = (r->segs16 * 7 + segments(len, seg) * 16) / 8;
@@ -227,6 +231,7 @@ int net_ring_next(struct net_ring *r, uint8_t **data, size_t *len, int timeout_m
 		memcpy(&l, r->buf, sizeof(l));
 	}
 	memcpy(&seg, r->buf + tail % r->size + 4, sizeof(seg));
+	memcpy(&r->before, r->buf + tail % r->size + 8, sizeof(r->before));
 	r->end = tail + entry_size(l);
 	r->pos = r->buf + tail % r->size + ENTRY_HDR;
 	r->seg = seg ? seg : l;
@@ -242,6 +247,11 @@ void net_ring_release(struct net_ring *r)
 {
 	if (!r->left)
 		atomic_store_explicit(&r->tail, r->end, memory_order_release);
+}
+
+uint64_t net_ring_dropped_before(const struct net_ring *r)
+{
+	return r->before;
 }
 
 uint64_t net_ring_dropped(const struct net_ring *r)

@@ -213,7 +213,7 @@ static void receipt_frames(struct receipt_rec *rec, const struct session *s, int
 static int receipt_own_loss(struct receipt_rec *rec, const struct receiver *r,
                             const struct session *s)
 {
-	uint64_t ring = r->ring_dropped - s->ring_dropped0;
+	uint64_t ring = r->ring_dropped > s->ring_dropped0 ? r->ring_dropped - s->ring_dropped0 : 0;
 	uint64_t sock = r->socket_drops - s->socket_drops0;
 	uint64_t evicted = r->pool.evicted - s->evicted0;
 
@@ -553,7 +553,7 @@ static void new_session(struct receiver *r, const uint8_t *buf, const struct ann
 	s->an = *an;
 	s->sender = k;
 	s->first_seen = s->last_seen = now;
-	s->ring_dropped0 = r->ring_dropped;
+	s->ring_dropped0 = r->ring_dropped_before;
 	s->socket_drops0 = r->socket_drops;
 	s->evicted0 = r->pool.evicted;
 	s->disk_wait0 = atomic_load(&r->writer.disk_wait_ns);

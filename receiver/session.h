@@ -111,8 +111,11 @@ struct receiver {
 	/* What this receiver dropped itself, kept up to date by the caller of
 	 * rcv_handle: datagrams on a full receive ring, and the kernel's count
 	 * of packets dropped on a full socket buffer (with GRO one packet can
-	 * be a train of up to 64 KiB of datagrams). */
-	uint64_t ring_dropped, socket_drops;
+	 * be a train of up to 64 KiB of datagrams). ring_dropped_before: the
+	 * ring's count when the datagram being handled arrived, so that a
+	 * transfer's own-loss figure includes what the ring dropped while its
+	 * announcement waited in it. */
+	uint64_t ring_dropped, socket_drops, ring_dropped_before;
 };
 
 __attribute__((warn_unused_result)) int rcv_init(struct receiver *r, const struct rcv_config *cfg,

@@ -631,6 +631,7 @@ static void feed_at(struct fixture *f, const uint8_t *b, size_t len, uint64_t no
 	static uint8_t copy[PROTO_MAX_DATAGRAM];
 
 	memcpy(copy, b, len);
+	f->rx.r.ring_dropped_before = f->rx.r.ring_dropped; /* as serve() keeps it */
 	rcv_handle(&f->rx.r, copy, len, now);
 }
 
@@ -864,6 +865,35 @@ static void test_own_drop_timeout(void **state)
 	own_drop_timeout(0);
 }
 
+/* Frames the ring dropped while the announcement waited in it (the
+ * receiving loop busy) are this transfer's own loss too: its baseline is
+ * the ring's count when the announcement arrived, not when it was handled.
+ * Blocks 2 on never arrive; the reason must name this receiver. */
+static void test_own_drop_before_announce(void **state)
+{
+	struct fixture *f = fixture_new(AEAD_XCHACHA20POLY1305);
+	static uint8_t copy[PROTO_MAX_DATAGRAM];
+
+	(void)state;
+	f->rx.r.ring_dropped = 5; /* counted while the announcement waited */
+	f->rx.r.ring_dropped_before = 0;
+	memcpy(copy, f->announce.buf, f->announce.len);
+	rcv_handle(&f->rx.r, copy, f->announce.len, NOW);
+	assert_int_equal(f->rx.r.nsessions, 1);
+	for (unsigned i = 0; i < f->nframes; i++) {
+		const uint8_t *b = f->frames[i].buf;
+		if (b[5] == FRAME_MANIFEST || (b[5] == FRAME_DATA && get_le32(b + 24) < 2))
+			feed_copy(f, b, f->frames[i].len);
+	}
+	writer_wait_idle(&f->rx.r.writer);
+	rcv_tick(&f->rx.r, NOW + 1);
+	rcv_tick(&f->rx.r, NOW + f->rx.cfg.session_timeout_ns + 1);
+	assert_int_equal(f->rx.r.stats.failed, 1);
+	assert_true(file_contains(f->rx.receipts, "this receiver fell behind"));
+	assert_true(file_contains(f->rx.receipts, "\"ring_dropped\":5,"));
+	fixture_free(f);
+}
+
 /* The receiver's own stall, longer than the session timeout (its loop
  * publishing a large bundle), while the rest of this object waits in the
  * receive ring: after rcv_pause, as the loop calls it, the session is not
@@ -997,6 +1027,7 @@ int main(void)
 	    cmocka_unit_test(test_refused_announcement),
 	    cmocka_unit_test(test_own_drop_covered),
 	    cmocka_unit_test(test_own_drop_timeout),
+	    cmocka_unit_test(test_own_drop_before_announce),
 	    cmocka_unit_test(test_own_stall),
 	    cmocka_unit_test(test_late_status),
 	};
