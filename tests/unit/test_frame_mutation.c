@@ -824,6 +824,23 @@ static void test_own_drop_covered(void **state)
 	fixture_free(f);
 }
 
+/* The manifest's symbols and those of data blocks 0 and 1 (of 3): what the
+ * tests below let through, the rest (block 2, outer parity, HEARTBEAT,
+ * END) being lost or waiting. */
+static int first_blocks(const uint8_t *b)
+{
+	return b[5] == FRAME_MANIFEST || (b[5] == FRAME_DATA && get_le32(b + 24) < 2);
+}
+
+/* Feed those, and wait for the writer's threads to write and hash them. */
+static void feed_first_blocks(struct fixture *f)
+{
+	for (unsigned i = 0; i < f->nframes; i++)
+		if (first_blocks(f->frames[i].buf))
+			feed_copy(f, f->frames[i].buf, f->frames[i].len);
+	writer_wait_idle(&f->rx.r.writer);
+}
+
 /* An overrun receiver can drop the sender's END frames too: the transfer
  * then ends by the session timeout, and its reason must still name the
  * cause. Block 2 and everything after it (outer parity, HEARTBEAT, END)
@@ -838,7 +855,7 @@ static void own_drop_timeout(int own)
 	assert_int_equal(f->rx.r.nsessions, 1);
 	for (unsigned i = 0; i < f->nframes; i++) {
 		const uint8_t *b = f->frames[i].buf;
-		if (b[5] == FRAME_MANIFEST || (b[5] == FRAME_DATA && get_le32(b + 24) < 2))
+		if (first_blocks(b))
 			feed_copy(f, b, f->frames[i].len);
 		else if (own)
 			f->rx.r.ring_dropped++;
@@ -880,12 +897,7 @@ static void test_own_drop_before_announce(void **state)
 	memcpy(copy, f->announce.buf, f->announce.len);
 	rcv_handle(&f->rx.r, copy, f->announce.len, NOW);
 	assert_int_equal(f->rx.r.nsessions, 1);
-	for (unsigned i = 0; i < f->nframes; i++) {
-		const uint8_t *b = f->frames[i].buf;
-		if (b[5] == FRAME_MANIFEST || (b[5] == FRAME_DATA && get_le32(b + 24) < 2))
-			feed_copy(f, b, f->frames[i].len);
-	}
-	writer_wait_idle(&f->rx.r.writer);
+	feed_first_blocks(f);
 	rcv_tick(&f->rx.r, NOW + 1);
 	rcv_tick(&f->rx.r, NOW + f->rx.cfg.session_timeout_ns + 1);
 	assert_int_equal(f->rx.r.stats.failed, 1);
@@ -905,12 +917,7 @@ static void own_stall(int paused)
 	uint64_t later = NOW + f->rx.cfg.session_timeout_ns + 5000000000ull;
 
 	feed_copy(f, f->announce.buf, f->announce.len);
-	for (unsigned i = 0; i < f->nframes; i++) {
-		const uint8_t *b = f->frames[i].buf;
-		if (b[5] == FRAME_MANIFEST || (b[5] == FRAME_DATA && get_le32(b + 24) < 2))
-			feed_copy(f, b, f->frames[i].len);
-	}
-	writer_wait_idle(&f->rx.r.writer);
+	feed_first_blocks(f);
 	rcv_tick(&f->rx.r, NOW + 1);
 	if (paused)
 		rcv_pause(&f->rx.r, later - NOW - 1, later);
@@ -923,7 +930,7 @@ static void own_stall(int paused)
 	}
 	for (unsigned i = 0; i < f->nframes; i++) {
 		const uint8_t *b = f->frames[i].buf;
-		if (!(b[5] == FRAME_MANIFEST || (b[5] == FRAME_DATA && get_le32(b + 24) < 2)))
+		if (!first_blocks(b))
 			feed_at(f, b, f->frames[i].len, later);
 	}
 	wait_verdict_at(f, later + 1);
