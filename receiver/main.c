@@ -658,9 +658,10 @@ static int serve(const struct options *o, struct receiver *r, struct net_rx *n,
 		if (got != 2) {
 			uint64_t t = now_ns();
 			/* This loop was busy since the last read (waits in
-			 * net_ring_next are at most 50 ms): publishing a large
-			 * bundle, say. What arrived meanwhile is in the ring, so
-			 * the senders were not silent. */
+			 * net_ring_next are at most 50 ms): waiting for room in
+			 * the writer's queue on a slow disk, or making a large
+			 * file durable, say. What arrived meanwhile is in the
+			 * ring, so the senders were not silent. */
 			if (now && t - now > STALL_NS)
 				rcv_pause(r, t - now, t);
 			now = t;

@@ -501,6 +501,12 @@ static int open_session_key(struct receiver *r, struct session *s)
 	return rc;
 }
 
+/* Every block of s is in. */
+static int all_in(const struct session *s)
+{
+	return s->manifest_ok && s->done_count == s->an.block_count;
+}
+
 /* The table is full: the transfer that makes room for an announcement
  * newer than the oldest one in it, or NULL. Announcements can be replayed by
  * anyone on the low side but not forged, so a replayed one is always older
@@ -514,7 +520,7 @@ static struct session *older_victim(struct receiver *r, const struct announce *a
 
 	for (unsigned i = 0; i < r->nsessions; i++) {
 		struct session *s = r->sessions[i];
-		if (s->manifest_ok && s->done_count == s->an.block_count)
+		if (all_in(s))
 			continue;
 		if (!oldest || s->an.created_ns < oldest->an.created_ns)
 			oldest = s;
@@ -1452,7 +1458,7 @@ void rcv_tick(struct receiver *r, uint64_t now)
 				continue;
 			}
 		}
-		int complete = s->manifest_ok && s->done_count == s->an.block_count;
+		int complete = all_in(s);
 
 		if (complete && s->an.block_count == 0 && !s->complete_at)
 			s->complete_at = now;

@@ -130,8 +130,8 @@ void receipt_write(struct receipt_rec *rec);
 void rcv_handle(struct receiver *r, uint8_t *buf, size_t len, uint64_t now);
 /* Timers: publish completed objects, give up on stalled ones. */
 void rcv_tick(struct receiver *r, uint64_t now);
-/* The caller was busy for ns up to now (publishing a large bundle, say)
- * and handled nothing meanwhile: what arrived then still waits in the
+/* The caller was busy for ns up to now (a slow disk, say) and handled
+ * nothing meanwhile: what arrived then still waits in the
  * receive ring, so that time is not the senders' silence. Every timer that
  * measures silence (session timeout, end grace, link-down) is moved on by
  * ns, never past now, and so is the grace of finished sessions' late

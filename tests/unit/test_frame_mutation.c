@@ -907,7 +907,7 @@ static void test_own_drop_before_announce(void **state)
 }
 
 /* The receiver's own stall, longer than the session timeout (its loop
- * publishing a large bundle), while the rest of this object waits in the
+ * held up by a slow disk), while the rest of this object waits in the
  * receive ring: after rcv_pause, as the loop calls it, the session is not
  * given up, and the backlog completes it. Without the pause the same tick
  * would end it as "no frames for 60 s". */

@@ -193,7 +193,7 @@ static void link_down_and_exact_loss(void **state)
 	fx_free(f);
 }
 
-/* The receiver's own stall (its loop busy publishing for 20 s, beacons
+/* The receiver's own stall (its loop held up for 20 s, beacons
  * waiting in the ring) is not the link's silence: after rcv_pause no
  * link-down, the backlog's beacon keeps the link up, and real silence
  * afterwards is still caught. */
